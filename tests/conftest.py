@@ -1,0 +1,34 @@
+"Fixtures shared by the test suite: the real PostgreSQL and Redis, and an embedded Tansu broker."
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tradekit.config import Settings, load_settings
+from tradekit.services import EmbeddedBroker, Services, open_services
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    with EmbeddedBroker(log_file=tmp_path_factory.mktemp("tansu") / "tansu.log") as b:
+        yield b
+
+
+@pytest.fixture(scope="session")
+def settings(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    "The `[test]` profile: PostgreSQL database `test`, Redis db 15, the session's broker."
+    return load_settings(
+        profile="test",
+        settings_file=ROOT / "settings.ini",
+        kafka_bootstrap=broker.bootstrap,
+        data_dir=tmp_path_factory.mktemp("data"),
+    )
+
+
+@pytest.fixture
+def services(settings: Settings) -> Iterator[Services]:
+    with open_services(settings) as svc:
+        yield svc

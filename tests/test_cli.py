@@ -1,0 +1,69 @@
+"The `tradekit` command as a user runs it: real processes, real exit codes."
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tradekit.services import free_port
+
+TRADEKIT = [str(Path(sys.executable).parent / "tradekit")]  # the installed console script
+
+
+def run_cli(*args: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("TRADEKIT_")}
+    return subprocess.run(
+        [*TRADEKIT, *args],
+        env={**base, "TRADEKIT_DATA_DIR": str(tmp_path), "COLUMNS": "200", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_help(tmp_path: Path) -> None:
+    r = run_cli("--help", tmp_path=tmp_path)
+    assert r.returncode == 0 and "services" in r.stdout and "demo" in r.stdout
+
+
+def test_demo_prints_round_trip_table(tmp_path: Path) -> None:
+    r = run_cli("demo", tmp_path=tmp_path)
+    assert r.returncode == 0, r.stderr
+    for step in ("database write/read", "cache set/get", "kafka produce/consume"):
+        assert step in r.stdout
+
+
+def test_services_check_all_up(tmp_path: Path) -> None:
+    r = run_cli("services", "check", tmp_path=tmp_path, TRADEKIT_PROFILE="test", TRADEKIT_KAFKA_BOOTSTRAP="")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_services_check_names_redis_when_down(tmp_path: Path) -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    r = run_cli("services", "check", tmp_path=tmp_path, TRADEKIT_REDIS_URL=url)
+    assert r.returncode == 1
+    assert f"down: cache ({url})" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "var, value",
+    [
+        ("TRADEKIT_DATABASE_URL", "postgres//missing-colon"),
+        ("TRADEKIT_REDIS_URL", "http://127.0.0.1:6379"),
+        ("TRADEKIT_KAFKA_BOOTSTRAP", "localhost"),
+        ("TRADEKIT_PROFILE", "nonexistent"),
+    ],
+)
+def test_bad_setting_is_one_line_exit_2(tmp_path: Path, var: str, value: str) -> None:
+    r = run_cli("services", "check", tmp_path=tmp_path, **{var: value})
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and var in lines[0], r.stderr
+
+
+def test_debug_shows_traceback(tmp_path: Path) -> None:
+    r = run_cli("--debug", "services", "check", tmp_path=tmp_path, TRADEKIT_DATABASE_URL="nope")
+    assert r.returncode != 0 and "Traceback" in r.stderr
