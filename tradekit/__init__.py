@@ -2,6 +2,15 @@
 
 Modules:
 
-- `tradekit.data`: Bars and ticks in one schema: the bundled S&P 500 sample, seeded synthetic generators, and CSV/Parquet loaders that report and repair bad rows."""
+- `tradekit.cli`: The `tradekit` command: `tradekit <noun> <verb>`, rich output, one readable line per expected error.
+- `tradekit.config`: One validated `Settings` object: runtime profiles from `settings.ini`, overridden by `TRADEKIT_*` variables.
+- `tradekit.data`: Bars and ticks in one schema: the bundled S&P 500 sample, seeded synthetic generators, and CSV/Parquet loaders that report and repair bad rows.
+- `tradekit.demo`: What `tradekit demo` runs: the main pipeline end to end on whatever services `Settings` configure.
+- `tradekit.errors`: The exceptions every tradekit entry point raises, and the exit codes the CLI maps them to.
+- `tradekit.features.batch`: Vectorised indicators over whole series: TA-Lib's definitions and warm-up, in one numba pass each.
+- `tradekit.features.sets`: A named, versioned, serialisable list of features: one definition gives the training matrix (batch) and the live feature vector (streaming), with the same numbers.
+- `tradekit.features.streaming`: One class per indicator, updated one bar at a time in O(1), equal to TA-Lib and to `features.batch` at every bar.
+- `tradekit.services`: Handles to the database, the cache and the Kafka broker, opened from `Settings`; the embedded Tansu broker.
+- `tradekit.store`: Bars kept per symbol, with upsert by timestamp: Parquet files when embedded, a `bars` table in PostgreSQL (or SQLite) in production, behind one interface."""
 
 __version__ = "0.0.1"
