@@ -10,7 +10,7 @@ CODE := nbs tests benchmarks bentos
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -U pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,lstm]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -10,6 +10,7 @@ Modules:
 - `tradekit.features.batch`: Vectorised indicators over whole series: TA-Lib's definitions and warm-up, in one numba pass each.
 - `tradekit.features.sets`: A named, versioned, serialisable list of features: one definition gives the training matrix (batch) and the live feature vector (streaming), with the same numbers.
 - `tradekit.features.streaming`: One class per indicator, updated one bar at a time in O(1), equal to TA-Lib and to `features.batch` at every bar.
+- `tradekit.models.base`: What every tradekit model is: `fit(X, y)`, `predict_proba(X)`, `save(dir)`, `load(dir)`; and one way to save and load any of them by name.
 - `tradekit.services`: Handles to the database, the cache and the Kafka broker, opened from `Settings`; the embedded Tansu broker.
 - `tradekit.store`: Bars kept per symbol, with upsert by timestamp: Parquet files when embedded, a `bars` table in PostgreSQL (or SQLite) in production, behind one interface."""
 
