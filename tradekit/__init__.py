@@ -10,7 +10,14 @@ Modules:
 - `tradekit.features.batch`: Vectorised indicators over whole series: TA-Lib's definitions and warm-up, in one numba pass each.
 - `tradekit.features.sets`: A named, versioned, serialisable list of features: one definition gives the training matrix (batch) and the live feature vector (streaming), with the same numbers.
 - `tradekit.features.streaming`: One class per indicator, updated one bar at a time in O(1), equal to TA-Lib and to `features.batch` at every bar.
+- `tradekit.labels`: Forward-looking targets: fixed-horizon returns and directions, triple-barrier outcomes and the weights of overlapping labels. The only module allowed to read the future.
 - `tradekit.models.base`: What every tradekit model is: `fit(X, y)`, `predict_proba(X)`, `save(dir)`, `load(dir)`; and one way to save and load any of them by name.
+- `tradekit.models.boosting`: XGBoost and LightGBM behind the `Model` interface, with a single-row path fast enough to score every tick.
+- `tradekit.models.ensemble`: Average several models with weights fitted on validation predictions, and make the probabilities honest.
+- `tradekit.models.lstm`: A recurrent `Model`: an LSTM reads the last `seq_len` feature vectors of each row and predicts its class.
+- `tradekit.models.validation`: Time-series cross-validation without leakage: walk-forward and purged K-fold splits, a proof that they are purged, per-fold scores against naive baselines, and flags for results too good to be honest.
+- `tradekit.patterns`: Candlestick and chart patterns as signed signals, batch and streaming, and the statistics that say whether they mean anything.
+- `tradekit.registry`: Trained models in the BentoML store, their versions and stages in the database, and an append-only log of every stage change: who, when, why.
 - `tradekit.services`: Handles to the database, the cache and the Kafka broker, opened from `Settings`; the embedded Tansu broker.
 - `tradekit.store`: Bars kept per symbol, with upsert by timestamp: Parquet files when embedded, a `bars` table in PostgreSQL (or SQLite) in production, behind one interface."""
 
