@@ -25,7 +25,8 @@ def imported_tradekit_modules(module: str) -> set[str]:
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.level:
             base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-            out.add(f"{base}.{node.module}" if node.module else base)
+            names = [node.module] if node.module else [a.name for a in node.names]  # `from . import x`
+            out.update(f"{base}.{name}" for name in names)
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tradekit"):
             out.add(node.module)
     return out
