@@ -183,7 +183,8 @@ def _next_version(session: Session, name: str) -> int:
 
 def _save_bento(name: str, version: int, model: Model, fs: FeatureSet, info: dict[str, Any]) -> str:
     meta = {"registry_version": version, **{k: v for k, v in info.items() if k != "tags"}}
-    with bentoml.models.create(name, labels=info["tags"], metadata=meta) as bm:
+    bento_meta = meta | {"params": json.dumps(meta["params"])}  # BentoML metadata takes no None values
+    with bentoml.models.create(name, labels=info["tags"], metadata=bento_meta) as bm:
         save_model(model, Path(bm.path), **meta)
         save_feature_set(fs, Path(bm.path) / FEATURE_SET_FILE)
     return str(bm.tag)
