@@ -16,6 +16,7 @@ import hashlib
 import inspect
 from collections.abc import Callable, Mapping
 from functools import cached_property
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -153,15 +154,24 @@ class FeatureStream:
 
     def __init__(self, fs: FeatureSet):
         self.feature_set, self.columns = fs, fs.columns
-        self._steps = [(f.stream_cls(**f.params), f.stream_inputs, len(f.names) > 1) for f in fs._resolved]
-        self._updates = [(obj.update, inputs, multi) for obj, inputs, multi in self._steps]
+        self._bind([(f.stream_cls(**f.params), f.stream_inputs, len(f.names) > 1) for f in fs._resolved])
+
+    def _bind(self, steps: list[tuple[Any, tuple[str, ...], bool]]) -> None:
+        "Keep the (indicator, inputs, several outputs) steps and, for `update`, each one's bound calls."
+        self._steps = steps
+        self._updates = [
+            (obj.update, itemgetter(*inputs), len(inputs) > 1, multi) for obj, inputs, multi in steps
+        ]
 
     def update(self, bar: Mapping[str, float]) -> np.ndarray:
         "Feed one bar (a mapping with the bar columns); the feature vector in `columns` order."
         values: list[float] = []
-        for update, inputs, multi in self._updates:
-            out = update(*[bar[c] for c in inputs])
-            values.extend(out) if multi else values.append(out)
+        for update, get, several_in, several_out in self._updates:
+            out = update(*get(bar)) if several_in else update(get(bar))
+            if several_out:
+                values += out
+            else:
+                values.append(out)
         return np.array(values)
 
     def state(self) -> dict[str, Any]:
@@ -174,11 +184,12 @@ class FeatureStream:
         if state.get("key") != fs.key:
             raise ValueError(f"state: saved for feature set {state.get('key')!r}, not {fs.key!r}")
         stream = cls(fs)
-        stream._steps = [
-            (type(obj).from_state(s), i, m)
-            for (obj, i, m), s in zip(stream._steps, state["features"], strict=True)
-        ]
-        stream._updates = [(obj.update, inputs, multi) for obj, inputs, multi in stream._steps]
+        stream._bind(
+            [
+                (type(obj).from_state(s), i, m)
+                for (obj, i, m), s in zip(stream._steps, state["features"], strict=True)
+            ]
+        )
         return stream
 
 # %% ../../nbs/25_features.sets.ipynb #3eaa22a2
