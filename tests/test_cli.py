@@ -67,3 +67,26 @@ def test_bad_setting_is_one_line_exit_2(tmp_path: Path, var: str, value: str) ->
 def test_debug_shows_traceback(tmp_path: Path) -> None:
     r = run_cli("--debug", "services", "check", tmp_path=tmp_path, TRADEKIT_DATABASE_URL="nope")
     assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+def test_events_publish_file_then_replay(tmp_path: Path, broker) -> None:
+    from tradekit.data import synthetic_ticks
+
+    ticks = synthetic_ticks(40, seed=2).assign(symbol="SYN")
+    path = tmp_path / "ticks.csv"
+    ticks.to_csv(path)
+    env = {"TRADEKIT_KAFKA_BOOTSTRAP": broker.bootstrap}
+    topic = f"tradekit.test.ticks.v1.{tmp_path.name[-8:]}"
+    r = run_cli("events", "publish-file", str(path), "--topic", topic, tmp_path=tmp_path, **env)
+    assert r.returncode == 0 and "published 40 ticks" in r.stdout, r.stdout + r.stderr
+    r = run_cli(
+        "events", "replay", "--topic", topic, "--from", "2000-01-01", "--limit", "5", tmp_path=tmp_path, **env
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count('"type"') == 5 and "5 events from" in r.stderr
+
+
+def test_events_bad_input_is_one_line(tmp_path: Path, broker) -> None:
+    env = {"TRADEKIT_KAFKA_BOOTSTRAP": broker.bootstrap}
+    r = run_cli("events", "publish-file", str(tmp_path / "missing.csv"), tmp_path=tmp_path, **env)
+    assert r.returncode in (1, 2) and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
