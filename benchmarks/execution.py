@@ -1,0 +1,402 @@
+"""Execution: decision -> order latency, pipeline events/s and the raw broker, on two Kafka clients.
+
+All in one run, on a Tansu broker this script starts on loopback and the PostgreSQL of the `[test]` profile:
+
+1. raw broker: one message produced then consumed, round trip p50/p99, kafka-python and confluent-kafka, fetch
+   wait 10 ms (tradekit's consumer default) and 1 ms; consume rate of 50,000 pre-produced decision events;
+2. the execution service's handler alone (no Kafka): decisions and ticks straight into `ExecutionService` on
+   PostgreSQL, 500 per transaction, as `consume` batches them: the ceiling the database work sets;
+3. the pipeline, the service in its own process as `tradekit execution run` runs it, once on kafka-python
+   (what `tradekit.events.consume` uses) and once with confluent-kafka swapped in behind the same calls:
+   - latency: 10,000 decisions published open loop at a fixed rate; decision published -> the service
+     publishes `OrderUpdated(accepted)` (both stamps are `producer_time`, set by `tradekit.events.publish`);
+   - throughput: 10,000 decisions and 2,000 ticks published first, then consumed; events/s between the first
+     and the last batch the service stored.
+
+Run: `.venv/bin/python benchmarks/execution.py` (about three minutes; its rows are deleted at the end).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
+
+import msgspec
+import numpy as np
+from confluent_kafka import Consumer, Producer, TopicPartition
+from kafka import TopicPartition as KafkaTopicPartition
+from sqlalchemy import delete, func, select
+from sqlmodel import Session
+
+from tradekit.config import Settings, load_settings
+from tradekit.data import synthetic_ticks
+from tradekit.events import ORDER_UPDATES, DecisionMade, Event, ProcessedEvent, decode, encode, publish
+from tradekit.execution.book import AuditRow, FillRow, LastPriceRow, OrderRow, PositionRow
+from tradekit.execution.service import (
+    OUTPUT_TOPICS,
+    ExecutionService,
+    ExecutionSpec,
+    market_events,
+    run_execution_service,
+)
+from tradekit.services import EmbeddedBroker, ensure_topics, kafka_consumer, kafka_producer, open_database
+
+N_DECISIONS, N_TICKS, N_RAW, ROUND_TRIPS = 10_000, 2_000, 50_000, 300
+PHASES = ((100, 1_000), (250, 2_500), (500, N_DECISIONS))  # (decisions/s, decisions), open loop
+LIMITS = dict(max_position=1e9, max_notional=1e12, max_orders_per_second=1_000_000, price_band=0.5)
+BACKENDS = ("kafka-python", "confluent-kafka")
+
+
+# confluent-kafka behind the kafka-python calls that `tradekit.events.consume` makes
+
+
+class _Record(NamedTuple):
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list | None
+
+
+class ConfluentConsumer:
+    "A confluent-kafka consumer answering `poll`, `commit` and `close` as kafka-python's does."
+
+    def __init__(self, bootstrap: str, *topics: str, group_id: str | None = None, fetch_wait_ms: int = 10):
+        self._c = Consumer({
+            "bootstrap.servers": bootstrap, "group.id": group_id or f"bench-{uuid.uuid4().hex}",
+            "enable.auto.commit": False, "auto.offset.reset": "earliest", "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 2000, "fetch.wait.max.ms": fetch_wait_ms,
+        })  # fmt: skip
+        if topics:
+            self._c.subscribe(list(topics))
+
+    def poll(self, timeout_ms: int = 0, max_records: int = 500) -> dict[None, list[_Record]]:
+        "Wait up to `timeout_ms` for one record, then take what else is there, up to `max_records`."
+        first = self._c.poll(timeout_ms / 1000)
+        msgs = [] if first is None else [first, *self._c.consume(max_records - 1, 0)]
+        return {None: [_Record(m.topic(), m.partition(), m.offset(), m.key(), m.value(), m.headers())
+                       for m in msgs if m.error() is None]}  # fmt: skip
+
+    def commit(self) -> None:
+        self._c.commit(asynchronous=False)
+
+    def assign(self, partitions: list) -> None:
+        self._c.assign([TopicPartition(tp.topic, tp.partition, 0) for tp in partitions])
+
+    def close(self, autocommit: bool = False) -> None:
+        self._c.close()
+
+
+class ConfluentProducer:
+    "A confluent-kafka producer answering `send`, `flush` and `close` as kafka-python's does."
+
+    def __init__(self, bootstrap: str, **config: Any):
+        self._p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "acks": "all"})
+
+    def send(self, topic: str, value: bytes, key=None, headers=None, timestamp_ms: int | None = None) -> None:
+        self._p.produce(topic, value, key, headers=headers, timestamp=timestamp_ms or 0)
+        self._p.poll(0)
+
+    def flush(self, timeout: float | None = None) -> None:
+        self._p.flush()
+
+    def close(self) -> None:
+        self._p.flush()
+
+
+def use_confluent() -> None:
+    "Give `tradekit.events.consume` confluent-kafka clients, in this process only."
+    import tradekit.events as events
+
+    events.kafka_consumer, events.kafka_producer = ConfluentConsumer, ConfluentProducer
+
+
+def serve(backend: str, spec_json: str, max_events: str) -> None:
+    "The service process: `run_execution_service` on the chosen client library."
+    if backend == "confluent-kafka":
+        use_confluent()
+    settings = load_settings(risk=LIMITS)
+    stats = run_execution_service(
+        settings, int(max_events), spec=ExecutionSpec.model_validate_json(spec_json)
+    )
+    print(json.dumps(asdict(stats)))
+
+
+# 1. the raw broker
+
+
+def percentiles(ms: list[float]) -> tuple[float, float]:
+    return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
+
+
+def round_trips(bootstrap: str, backend: str, fetch_wait_ms: int) -> tuple[float, float]:
+    "p50/p99 ms of one message produced, flushed and consumed, `ROUND_TRIPS` times."
+    topic = f"bench.rtt.{uuid.uuid4().hex[:8]}"
+    ensure_topics(bootstrap, topic)
+    if backend == "kafka-python":
+        producer, consumer = (
+            kafka_producer(bootstrap, linger_ms=0),
+            kafka_consumer(bootstrap, topic, group_id=f"rtt-{topic}", fetch_max_wait_ms=fetch_wait_ms),
+        )
+        send, flush = lambda v: producer.send(topic, v), producer.flush
+        get = lambda: [r for rs in consumer.poll(100, max_records=1).values() for r in rs]
+    else:
+        producer = ConfluentProducer(bootstrap)
+        consumer = ConfluentConsumer(bootstrap, topic, group_id=f"rtt-{topic}", fetch_wait_ms=fetch_wait_ms)
+        send, flush, get = (
+            lambda v: producer.send(topic, v),
+            producer.flush,
+            lambda: consumer.poll(100, 1)[None],
+        )
+    send(b"warm-up"), flush()
+    while not get():
+        pass
+    out = []
+    for _ in range(ROUND_TRIPS):
+        t0 = time.perf_counter()
+        send(b"x" * 300), flush()
+        while not get():
+            pass
+        out.append((time.perf_counter() - t0) * 1e3)
+    consumer.close()
+    producer.close()
+    return percentiles(out)
+
+
+def raw_ingest(bootstrap: str, backend: str, payloads: list[bytes]) -> tuple[float, float]:
+    "msg/s consumed from the start of a topic holding `payloads`, without and with decoding them."
+    topic = f"bench.ingest.{uuid.uuid4().hex[:8]}"
+    ensure_topics(bootstrap, topic)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    for p in payloads:
+        producer.produce(topic, p)
+        producer.poll(0)
+    producer.flush()
+    rates = []
+    for decoding in (False, True):
+        t0 = time.perf_counter()
+        consumer = (kafka_consumer if backend == "kafka-python" else ConfluentConsumer)(bootstrap)
+        consumer.assign(
+            [KafkaTopicPartition(topic, 0)]
+        )  # no group to join: from connecting to the last record
+        seen = 0
+        while seen < len(payloads):
+            records = [r for rs in consumer.poll(200, max_records=500).values() for r in rs]
+            for r in records:
+                if decoding:
+                    decode(r.value)
+            seen += len(records)
+        rates.append(len(payloads) / (time.perf_counter() - t0))
+        consumer.close()
+    return rates[0], rates[1]
+
+
+# 2. and 3. the service
+
+
+def decision(account: str, symbol: str, at: datetime, i: int, price: float) -> DecisionMade:
+    return DecisionMade(event_time=at, symbol=symbol, account=account, side=("buy", "sell")[i % 2], qty=1.0,
+                        price=price)  # fmt: skip
+
+
+def stream(account: str, symbol: str, n_ticks: int, n_decisions: int) -> list[Event]:
+    "Ticks with decisions spread evenly between them."
+    ticks = market_events(synthetic_ticks(n_ticks, seed=11), symbol)
+    per = n_decisions // n_ticks
+    events: list[Event] = []
+    for k, t in enumerate(ticks):
+        events.append(t)
+        at = [t.event_time + timedelta(microseconds=j + 1) for j in range(per)]
+        events += [decision(account, symbol, at[j], k * per + j, t.price) for j in range(per)]
+    return events
+
+
+def handler_only(settings: Settings, events: list[Event], group: str) -> float:
+    "events/s through `ExecutionService` straight into PostgreSQL, 500 events per transaction."
+    engine, service = open_database(settings), ExecutionService(settings, ExecutionSpec(group_id=group))
+    t0 = time.perf_counter()
+    for i in range(0, len(events), 500):
+        with Session(engine) as session, session.begin():
+            for e in events[i : i + 500]:
+                service(e, session)
+    rate = len(events) / (time.perf_counter() - t0)
+    engine.dispose()
+    return rate
+
+
+def start_service(bootstrap: str, backend: str, spec: ExecutionSpec, max_events: int) -> subprocess.Popen:
+    env = {**os.environ, "TRADEKIT_KAFKA_BOOTSTRAP": bootstrap}
+    args = [sys.executable, __file__, "serve", backend, spec.model_dump_json(), str(max_events)]
+    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, text=True)
+
+
+def wait_until(condition, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the service did not finish in time")
+        time.sleep(0.05)
+
+
+def count_orders(engine, account: str) -> int:
+    t = OrderRow.__table__
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(t).where(t.c.account == account)).scalar()
+
+
+def order_updates_after(bootstrap: str, start: int, account: str, n: int) -> list:
+    "The first `n` accepted `OrderUpdated` of `account` on `ORDER_UPDATES` from offset `start` (by id)."
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"read-{uuid.uuid4().hex}"})
+    consumer.assign([TopicPartition(ORDER_UPDATES, 0, start)])
+    found, deadline = {}, time.monotonic() + 60
+    while len(found) < n and time.monotonic() < deadline:
+        for m in consumer.consume(1000, 0.5):
+            if m.error() is None and (e := decode(m.value())).account == account and e.status == "accepted":
+                found[e.id] = e
+    consumer.close()
+    return list(found.values())
+
+
+def latency(settings: Settings, backend: str, tag: str) -> list[tuple[int, float, float, int]]:
+    "Per phase: rate, p50 and p99 ms, count: decision published -> its order accepted and published."
+    bootstrap, account, symbol = settings.kafka_bootstrap, f"bench-lat-{tag}", f"L{tag}"
+    topic = f"bench.execution.latency.v1.{tag}"
+    spec = ExecutionSpec(group_id=account, decisions_topic=topic, ticks_topic=topic)
+    ensure_topics(bootstrap, topic, *OUTPUT_TOPICS)
+    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": f"probe-{tag}"})
+    start = probe.get_watermark_offsets(TopicPartition(ORDER_UPDATES, 0))[1]
+    probe.close()
+    engine, producer = open_database(settings), ConfluentProducer(bootstrap)
+    tick = msgspec.structs.replace(market_events(synthetic_ticks(1), symbol)[0], event_time=datetime.now(UTC))
+    publish(producer, tick, topic)
+    publish(producer, decision(account, symbol, datetime.now(UTC), 0, tick.price), topic)  # warm-up
+    producer.flush()
+    child = start_service(bootstrap, backend, spec, 2 + sum(n for _, n in PHASES))
+    wait_until(lambda: count_orders(engine, account) == 1)
+    phases = [paced(producer, topic, account, symbol, tick.price, rate, n) for rate, n in PHASES]
+    child.communicate(timeout=120)
+    updates = order_updates_after(bootstrap, start, account, 1 + sum(n for _, n in PHASES))
+    accepted = {u.order_id: u.producer_time for u in updates}
+    out = []
+    for (rate, _), sent in zip(PHASES, phases, strict=True):
+        ms = [(accepted[uuid.uuid5(d, "order")] - t).total_seconds() * 1e3 for d, t in sent.items()]
+        out.append((rate, *percentiles(ms), len(ms)))
+    engine.dispose()
+    return out
+
+
+def paced(
+    producer: ConfluentProducer, topic: str, account: str, symbol: str, price: float, rate: int, n: int
+):
+    "Publish `n` decisions at `rate` per second, open loop; their ids and publication times."
+    sent, t0 = {}, time.perf_counter()
+    for i in range(n):
+        if (wait := t0 + i / rate - time.perf_counter()) > 0:
+            time.sleep(wait)
+        d = decision(account, symbol, datetime.now(UTC), i, price)
+        sent[d.id] = datetime.now(UTC)
+        publish(producer, d, topic)
+    producer.flush()
+    time.sleep(1.0)  # let the service drain before the next phase
+    return sent
+
+
+def throughput(settings: Settings, backend: str, tag: str) -> tuple[float, int, int]:
+    "events/s through the service (ticks and decisions published first), and the orders and fills it made."
+    bootstrap, account, symbol = settings.kafka_bootstrap, f"bench-thr-{tag}", f"T{tag}"
+    topic = f"bench.execution.throughput.v1.{tag}"
+    spec = ExecutionSpec(group_id=account, decisions_topic=topic, ticks_topic=topic)
+    events = stream(account, symbol, N_TICKS, N_DECISIONS)
+    ensure_topics(bootstrap, topic, *OUTPUT_TOPICS)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    for e in events:
+        producer.produce(topic, encode(e), e.symbol.encode())
+        producer.poll(0)
+    producer.flush()
+    start_service(bootstrap, backend, spec, len(events)).communicate(timeout=300)
+    engine, p = open_database(settings), ProcessedEvent.__table__
+    batches = (
+        select(p.c.processed_at, func.count()).where(p.c.consumer_group == account).group_by(p.c.processed_at)
+    )
+    with engine.connect() as conn:
+        rows = sorted(conn.execute(batches).all())
+        fills = conn.execute(select(func.count()).where(FillRow.__table__.c.account == account)).scalar()
+    window = (
+        rows[-1][0] - rows[0][0]
+    ).total_seconds()  # from the first stored batch to the start of the last
+    engine.dispose()
+    return sum(n for _, n in rows[:-1]) / window, count_orders(open_database(settings), account), fills
+
+
+def cleanup(settings: Settings, tag: str) -> None:
+    engine = open_database(settings)
+    with engine.begin() as conn:
+        for model in (OrderRow, FillRow, PositionRow, AuditRow):
+            conn.execute(delete(model.__table__).where(model.__table__.c.account.like(f"bench-%{tag}")))
+        conn.execute(
+            delete(LastPriceRow.__table__).where(LastPriceRow.__table__.c.group_id.like(f"bench-%{tag}"))
+        )
+        p = ProcessedEvent.__table__
+        conn.execute(delete(p).where(p.c.consumer_group.like(f"bench-%{tag}")))
+    engine.dispose()
+
+
+def main() -> None:
+    os.environ.setdefault("TRADEKIT_PROFILE", "test")
+    os.environ.setdefault("TRADEKIT_SETTINGS", os.path.join(os.path.dirname(__file__), "..", "settings.ini"))
+    tag = uuid.uuid4().hex[:8]
+    with EmbeddedBroker() as broker:
+        settings = load_settings(kafka_bootstrap=broker.bootstrap, risk=LIMITS)
+        print(f"# Execution benchmarks ({os.cpu_count()} cores, Tansu on loopback, {settings.database})\n")
+        try:
+            report(settings, tag)
+        finally:
+            cleanup(settings, tag)
+
+
+def report(settings: Settings, tag: str) -> None:
+    bootstrap = settings.kafka_bootstrap
+    print(f"## Raw broker: produce -> consume round trip, {ROUND_TRIPS} messages of 300 B\n")
+    print("| client | fetch wait | p50 ms | p99 ms |\n|---|---:|---:|---:|")
+    for backend in BACKENDS:
+        for wait in (10, 1):
+            p50, p99 = round_trips(bootstrap, backend, wait)
+            print(f"| {backend} | {wait} ms | {p50:.2f} | {p99:.2f} |")
+    payloads = [encode(decision("a", "S", datetime.now(UTC), i, 100.0)) for i in range(N_RAW)]
+    print(
+        f"\n## Raw ingest: {N_RAW:,} DecisionMade events ({len(payloads[0])} B) from the start of a topic\n"
+    )
+    print("| client | consume msg/s | consume + decode msg/s |\n|---|---:|---:|")
+    for backend in BACKENDS:
+        plain, decoded = raw_ingest(bootstrap, backend, payloads)
+        print(f"| {backend} | {plain:,.0f} | {decoded:,.0f} |")
+    events = stream(f"bench-h-{tag}", f"H{tag}", N_TICKS, N_DECISIONS)
+    print(f"\n## The service's handler alone (no Kafka), {len(events):,} events into PostgreSQL\n")
+    print(f"{handler_only(settings, events, f'bench-h-{tag}'):,.0f} events/s")
+    print("\n## Pipeline: the service in its own process\n")
+    print("| client | decisions/s | decisions | decision -> accepted p50 ms | p99 ms |")
+    print("|---|---:|---:|---:|---:|")
+    thr = []
+    for i, backend in enumerate(BACKENDS):
+        for rate, p50, p99, n in latency(settings, backend, f"{i}{tag}"):
+            print(f"| {backend} | {rate} | {n:,} | {p50:.2f} | {p99:.2f} |")
+        thr.append((backend, *throughput(settings, backend, f"{i}{tag}")))
+    print(f"\n{N_DECISIONS:,} decisions and {N_TICKS:,} ticks published first, then consumed:\n")
+    print("| client | sustained events/s | orders | fills |\n|---|---:|---:|---:|")
+    for backend, rate, orders, fills in thr:
+        print(f"| {backend} | {rate:,.0f} | {orders:,} | {fills:,} |")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["serve"]:
+        serve(*sys.argv[2:5])
+    else:
+        main()
