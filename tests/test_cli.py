@@ -90,3 +90,9 @@ def test_events_bad_input_is_one_line(tmp_path: Path, broker) -> None:
     env = {"TRADEKIT_KAFKA_BOOTSTRAP": broker.bootstrap}
     r = run_cli("events", "publish-file", str(tmp_path / "missing.csv"), tmp_path=tmp_path, **env)
     assert r.returncode in (1, 2) and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_execution_run_stops_when_idle(tmp_path: Path, broker) -> None:
+    env = {"TRADEKIT_KAFKA_BOOTSTRAP": broker.bootstrap}
+    r = run_cli("execution", "run", "--idle-timeout", "3", tmp_path=tmp_path, **env)
+    assert r.returncode == 0 and "handled 0" in r.stdout, r.stdout + r.stderr
