@@ -194,3 +194,16 @@ def test_cli_bad_setting_or_usage_exit_2(tmp_path: Path) -> None:
     assert r.returncode == 2 and "TRADEKIT_DATABASE_URL" in r.stderr and "Traceback" not in r.stderr
     assert _models("promote", "m", "1", tmp_path=tmp_path).returncode == 2  # --why is required
     assert _models("promote", "m", "one", "--why", "x", tmp_path=tmp_path).returncode == 2
+
+
+def test_cli_promote_by_rule(engine: Engine, name: str, tmp_path: Path) -> None:
+    for loss in (0.66, 0.64, 0.65):
+        _register(engine, name, loss)
+    rule = ("--why", "rule", "--metric", "oos_log_loss", "--direction", "lower", "--margin", "0.005")
+    r = _models("promote", name, "1", *rule, tmp_path=tmp_path)
+    assert r.returncode == 0 and f"{name} v1: promoted" in r.stdout, r.stdout + r.stderr
+    r = _models("promote", name, "2", *rule, tmp_path=tmp_path)
+    assert r.returncode == 0 and f"{name} v2: promoted" in r.stdout, r.stdout + r.stderr
+    r = _models("promote", name, "3", *rule, tmp_path=tmp_path)
+    assert r.returncode == 1 and f"{name} v3: refused" in r.stdout, r.stdout + r.stderr
+    assert "rule refused" in history(engine, name)[-1].why
