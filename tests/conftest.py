@@ -4,9 +4,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
 from tradekit.config import Settings, load_settings
-from tradekit.services import EmbeddedBroker, Services, open_services
+from tradekit.services import EmbeddedBroker, Services, open_database, open_services
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,3 +33,12 @@ def settings(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -
 def services(settings: Settings) -> Iterator[Services]:
     with open_services(settings) as svc:
         yield svc
+
+
+@pytest.fixture(scope="module")
+def engine(settings: Settings) -> Iterator[Engine]:
+    "The test PostgreSQL, with the tables of every module the test module imported (so: one per module)."
+    engine = open_database(settings)
+    assert engine.dialect.name == "postgresql"
+    yield engine
+    engine.dispose()

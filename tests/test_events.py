@@ -9,7 +9,6 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from tradekit.events import (
     publish_file,
     replay,
 )
-from tradekit.services import EmbeddedBroker, ensure_topics, kafka_consumer, kafka_producer, open_database
+from tradekit.services import EmbeddedBroker, ensure_topics, kafka_consumer, kafka_producer
 
 HERE = Path(__file__).resolve().parent
 
@@ -89,13 +88,6 @@ def send_raw(bootstrap: str, topic: str, payloads: list[bytes]) -> None:
         producer.send(topic, p, key=b"k")
     producer.flush()
     producer.close()
-
-
-@pytest.fixture(scope="module")
-def engine(settings: Settings) -> Iterator[Engine]:
-    e = open_database(settings)
-    yield e
-    e.dispose()
 
 
 def test_produce_consume_persist_commit(broker: EmbeddedBroker, engine: Engine) -> None:

@@ -57,7 +57,7 @@ from tradekit.execution.service import (
     paper_session,
     run_execution_service,
 )
-from tradekit.services import EmbeddedBroker, ensure_topics, kafka_consumer, kafka_producer, open_database
+from tradekit.services import EmbeddedBroker, ensure_topics, kafka_consumer, kafka_producer
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMITS = dict(max_position=300, max_notional=1e6, max_orders_per_second=50, price_band=0.05)
@@ -75,13 +75,6 @@ class Run:
     @property
     def spec(self) -> ExecutionSpec:
         return ExecutionSpec(group_id=self.group, decisions_topic=self.topic, ticks_topic=self.topic)
-
-
-@pytest.fixture(scope="module")
-def engine(settings: Settings) -> Iterator[Engine]:
-    e = open_database(settings)
-    yield e
-    e.dispose()
 
 
 @pytest.fixture

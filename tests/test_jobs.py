@@ -6,7 +6,6 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
@@ -28,7 +27,6 @@ from tradekit.jobs import (
     run_schedule,
 )
 from tradekit.registry import Stage, list_models
-from tradekit.services import open_database
 
 pytestmark = pytest.mark.filterwarnings("ignore:GitWildMatchPattern:DeprecationWarning")
 TEST_ENV = {"TRADEKIT_PROFILE": "test", "TRADEKIT_KAFKA_BOOTSTRAP": ""}
@@ -55,14 +53,6 @@ def jobs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("reports")
-
-
-@pytest.fixture(scope="module")
-def engine(settings: Settings) -> Iterator[Engine]:
-    engine = open_database(settings)
-    assert engine.dialect.name == "postgresql"
-    yield engine
-    engine.dispose()
 
 
 def html_of(run: JobRun) -> str:

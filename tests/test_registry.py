@@ -14,7 +14,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 from test_cli import run_cli
 
-from tradekit.config import Settings
 from tradekit.data import synthetic_bars
 from tradekit.features.sets import CORE_FEATURES
 from tradekit.registry import (
@@ -32,7 +31,6 @@ from tradekit.registry import (
     register,
     rollback,
 )
-from tradekit.services import open_database
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:GitWildMatchPattern:DeprecationWarning"
@@ -69,14 +67,6 @@ def bento_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as mp, BentoMLContainer.model_store.patch(ModelStore(home / "models")):
         mp.setenv("BENTOML_HOME", str(home))
         yield home
-
-
-@pytest.fixture(scope="module")
-def engine(settings: Settings) -> Iterator[Engine]:
-    engine = open_database(settings)
-    assert engine.dialect.name == "postgresql"
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture
