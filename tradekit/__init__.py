@@ -24,6 +24,7 @@ Modules:
 - `tradekit.models.lstm`: A recurrent `Model`: an LSTM reads the last `seq_len` feature vectors of each row and predicts its class.
 - `tradekit.models.training`: One spec, one call: features, labels, purged cross-validation of each member, ensemble weights and calibration chosen on out-of-fold predictions, and the final model fitted on all rows.
 - `tradekit.models.validation`: Time-series cross-validation without leakage: walk-forward and purged K-fold splits, a proof that they are purged, per-fold scores against naive baselines, and flags for results too good to be honest.
+- `tradekit.monitoring`: The Prometheus metrics every long-running tradekit service exports, under one set of names.
 - `tradekit.patterns`: Candlestick and chart patterns as signed signals, batch and streaming, and the statistics that say whether they mean anything.
 - `tradekit.registry`: Trained models in the BentoML store, their versions and stages in the database, and an append-only log of every stage change: who, when, why.
 - `tradekit.services`: Handles to the database, the cache and the Kafka broker, opened from `Settings`; the embedded Tansu broker.
