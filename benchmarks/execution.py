@@ -2,12 +2,13 @@
 
 All in one run, on a Tansu broker this script starts on loopback and the PostgreSQL of the `[test]` profile:
 
-1. raw broker: one message produced then consumed, round trip p50/p99, kafka-python and confluent-kafka, fetch
-   wait 10 ms (tradekit's consumer default) and 1 ms; consume rate of 50,000 pre-produced decision events;
+1. raw broker: one message produced then consumed, round trip p50/p99, kafka-python and confluent-kafka
+   (through `tradekit.kafka_client`), fetch wait 10 ms (the default) and 2 ms; consume rate of 50,000
+   pre-produced decision events;
 2. the execution service's handler alone (no Kafka): decisions and ticks straight into `ExecutionService` on
    PostgreSQL, 500 per transaction, as `consume` batches them: the ceiling the database work sets;
-3. the pipeline, the service in its own process as `tradekit execution run` runs it, once on kafka-python
-   (what `tradekit.events.consume` uses) and once with confluent-kafka swapped in behind the same calls:
+3. the pipeline, the service in its own process as `tradekit execution run` runs it, once per
+   `kafka_backend` setting, with `ExecutionSpec(fetch_wait_ms=...)` from `FETCH_WAIT_MS`:
    - latency: 10,000 decisions published open loop at a fixed rate; decision published -> the service
      publishes `OrderUpdated(accepted)` (both stamps are `producer_time`, set by `tradekit.events.publish`);
    - throughput: 10,000 decisions and 2,000 ticks published first, then consumed; events/s between the first
@@ -18,20 +19,20 @@ Run: `.venv/bin/python benchmarks/execution.py` (about three minutes; its rows a
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 import uuid
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgspec
 import numpy as np
-from confluent_kafka import Consumer, Producer, TopicPartition
-from kafka import TopicPartition as KafkaTopicPartition
 from sqlalchemy import delete, func, select
 from sqlmodel import Session
 
@@ -46,84 +47,22 @@ from tradekit.execution.service import (
     market_events,
     run_execution_service,
 )
-from tradekit.services import EmbeddedBroker, ensure_topics, kafka_consumer, kafka_producer, open_database
+from tradekit.kafka_client import BACKENDS, make_consumer, make_producer
+from tradekit.services import EmbeddedBroker, ensure_topics, open_database
 
 N_DECISIONS, N_TICKS, N_RAW, ROUND_TRIPS = 10_000, 2_000, 50_000, 300
 PHASES = ((100, 1_000), (250, 2_500), (500, N_DECISIONS))  # (decisions/s, decisions), open loop
 LIMITS = dict(max_position=1e9, max_notional=1e12, max_orders_per_second=1_000_000, price_band=0.5)
-BACKENDS = ("kafka-python", "confluent-kafka")
-
-
-# confluent-kafka behind the kafka-python calls that `tradekit.events.consume` makes
-
-
-class _Record(NamedTuple):
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list | None
-
-
-class ConfluentConsumer:
-    "A confluent-kafka consumer answering `poll`, `commit` and `close` as kafka-python's does."
-
-    def __init__(self, bootstrap: str, *topics: str, group_id: str | None = None, fetch_wait_ms: int = 10):
-        self._c = Consumer({
-            "bootstrap.servers": bootstrap, "group.id": group_id or f"bench-{uuid.uuid4().hex}",
-            "enable.auto.commit": False, "auto.offset.reset": "earliest", "session.timeout.ms": 6000,
-            "heartbeat.interval.ms": 2000, "fetch.wait.max.ms": fetch_wait_ms,
-        })  # fmt: skip
-        if topics:
-            self._c.subscribe(list(topics))
-
-    def poll(self, timeout_ms: int = 0, max_records: int = 500) -> dict[None, list[_Record]]:
-        "Wait up to `timeout_ms` for one record, then take what else is there, up to `max_records`."
-        first = self._c.poll(timeout_ms / 1000)
-        msgs = [] if first is None else [first, *self._c.consume(max_records - 1, 0)]
-        return {None: [_Record(m.topic(), m.partition(), m.offset(), m.key(), m.value(), m.headers())
-                       for m in msgs if m.error() is None]}  # fmt: skip
-
-    def commit(self) -> None:
-        self._c.commit(asynchronous=False)
-
-    def assign(self, partitions: list) -> None:
-        self._c.assign([TopicPartition(tp.topic, tp.partition, 0) for tp in partitions])
-
-    def close(self, autocommit: bool = False) -> None:
-        self._c.close()
-
-
-class ConfluentProducer:
-    "A confluent-kafka producer answering `send`, `flush` and `close` as kafka-python's does."
-
-    def __init__(self, bootstrap: str, **config: Any):
-        self._p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "acks": "all"})
-
-    def send(self, topic: str, value: bytes, key=None, headers=None, timestamp_ms: int | None = None) -> None:
-        self._p.produce(topic, value, key, headers=headers, timestamp=timestamp_ms or 0)
-        self._p.poll(0)
-
-    def flush(self, timeout: float | None = None) -> None:
-        self._p.flush()
-
-    def close(self) -> None:
-        self._p.flush()
-
-
-def use_confluent() -> None:
-    "Give `tradekit.events.consume` confluent-kafka clients, in this process only."
-    import tradekit.events as events
-
-    events.kafka_consumer, events.kafka_producer = ConfluentConsumer, ConfluentProducer
+# the service's fetch wait in the pipeline. Below 10 ms, consumers of either library stopped receiving records
+# for good after a few thousand under load on Tansu 0.6 (1 ms: both libraries, 3 of 3 runs; 2 ms:
+# confluent-kafka, 1 of 2 runs); at 10 ms no run stalled
+FETCH_WAIT_MS = {"confluent-kafka": 10, "kafka-python": 10}
 
 
 def serve(backend: str, spec_json: str, max_events: str) -> None:
     "The service process: `run_execution_service` on the chosen client library."
-    if backend == "confluent-kafka":
-        use_confluent()
-    settings = load_settings(risk=LIMITS)
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints where a stuck service is
+    settings = load_settings(risk=LIMITS, kafka_backend=backend)
     stats = run_execution_service(
         settings, int(max_events), spec=ExecutionSpec.model_validate_json(spec_json)
     )
@@ -141,21 +80,11 @@ def round_trips(bootstrap: str, backend: str, fetch_wait_ms: int) -> tuple[float
     "p50/p99 ms of one message produced, flushed and consumed, `ROUND_TRIPS` times."
     topic = f"bench.rtt.{uuid.uuid4().hex[:8]}"
     ensure_topics(bootstrap, topic)
-    if backend == "kafka-python":
-        producer, consumer = (
-            kafka_producer(bootstrap, linger_ms=0),
-            kafka_consumer(bootstrap, topic, group_id=f"rtt-{topic}", fetch_max_wait_ms=fetch_wait_ms),
-        )
-        send, flush = lambda v: producer.send(topic, v), producer.flush
-        get = lambda: [r for rs in consumer.poll(100, max_records=1).values() for r in rs]
-    else:
-        producer = ConfluentProducer(bootstrap)
-        consumer = ConfluentConsumer(bootstrap, topic, group_id=f"rtt-{topic}", fetch_wait_ms=fetch_wait_ms)
-        send, flush, get = (
-            lambda v: producer.send(topic, v),
-            producer.flush,
-            lambda: consumer.poll(100, 1)[None],
-        )
+    producer = make_producer(bootstrap, backend, linger_ms=0)
+    consumer = make_consumer(
+        bootstrap, topic, group_id=f"rtt-{topic}", backend=backend, fetch_wait_ms=fetch_wait_ms
+    )
+    send, flush, get = lambda v: producer.send(topic, v), producer.flush, lambda: consumer.poll(100, 1)
     send(b"warm-up"), flush()
     while not get():
         pass
@@ -175,21 +104,18 @@ def raw_ingest(bootstrap: str, backend: str, payloads: list[bytes]) -> tuple[flo
     "msg/s consumed from the start of a topic holding `payloads`, without and with decoding them."
     topic = f"bench.ingest.{uuid.uuid4().hex[:8]}"
     ensure_topics(bootstrap, topic)
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    producer = make_producer(bootstrap, "confluent-kafka", linger_ms=5)
     for p in payloads:
-        producer.produce(topic, p)
-        producer.poll(0)
+        producer.send(topic, p)
     producer.flush()
     rates = []
     for decoding in (False, True):
         t0 = time.perf_counter()
-        consumer = (kafka_consumer if backend == "kafka-python" else ConfluentConsumer)(bootstrap)
-        consumer.assign(
-            [KafkaTopicPartition(topic, 0)]
-        )  # no group to join: from connecting to the last record
+        consumer = make_consumer(bootstrap, backend=backend)
+        consumer.assign(topic, {0: 0})  # no group to join: from connecting to the last record
         seen = 0
         while seen < len(payloads):
-            records = [r for rs in consumer.poll(200, max_records=500).values() for r in rs]
+            records = consumer.poll(200, 500)
             for r in records:
                 if decoding:
                     decode(r.value)
@@ -238,6 +164,17 @@ def start_service(bootstrap: str, backend: str, spec: ExecutionSpec, max_events:
     return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, text=True)
 
 
+def finish(child: subprocess.Popen, timeout: float = 300.0) -> None:
+    "Wait for the service to stop; `RuntimeError` (and the service killed) if it takes longer than `timeout`."
+    try:
+        child.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        child.send_signal(signal.SIGUSR1)  # its stacks to stderr: where it is stuck
+        time.sleep(1)
+        child.kill()
+        raise RuntimeError(f"the service stalled (not done after {timeout:g} s)") from None
+
+
 def wait_until(condition, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -254,12 +191,12 @@ def count_orders(engine, account: str) -> int:
 
 def order_updates_after(bootstrap: str, start: int, account: str, n: int) -> list:
     "The first `n` accepted `OrderUpdated` of `account` on `ORDER_UPDATES` from offset `start` (by id)."
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"read-{uuid.uuid4().hex}"})
-    consumer.assign([TopicPartition(ORDER_UPDATES, 0, start)])
+    consumer = make_consumer(bootstrap, backend="confluent-kafka")
+    consumer.assign(ORDER_UPDATES, {0: start})
     found, deadline = {}, time.monotonic() + 60
     while len(found) < n and time.monotonic() < deadline:
-        for m in consumer.consume(1000, 0.5):
-            if m.error() is None and (e := decode(m.value())).account == account and e.status == "accepted":
+        for r in consumer.poll(500, 1000):
+            if (e := decode(r.value)).account == account and e.status == "accepted":
                 found[e.id] = e
     consumer.close()
     return list(found.values())
@@ -269,12 +206,14 @@ def latency(settings: Settings, backend: str, tag: str) -> list[tuple[int, float
     "Per phase: rate, p50 and p99 ms, count: decision published -> its order accepted and published."
     bootstrap, account, symbol = settings.kafka_bootstrap, f"bench-lat-{tag}", f"L{tag}"
     topic = f"bench.execution.latency.v1.{tag}"
-    spec = ExecutionSpec(group_id=account, decisions_topic=topic, ticks_topic=topic)
+    spec = ExecutionSpec(
+        group_id=account, decisions_topic=topic, ticks_topic=topic, fetch_wait_ms=FETCH_WAIT_MS[backend]
+    )
     ensure_topics(bootstrap, topic, *OUTPUT_TOPICS)
-    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": f"probe-{tag}"})
-    start = probe.get_watermark_offsets(TopicPartition(ORDER_UPDATES, 0))[1]
+    probe = make_consumer(bootstrap, backend="confluent-kafka")
+    start = probe.end_offsets(ORDER_UPDATES, [0])[0]
     probe.close()
-    engine, producer = open_database(settings), ConfluentProducer(bootstrap)
+    engine, producer = open_database(settings), make_producer(bootstrap, "confluent-kafka", linger_ms=0)
     tick = msgspec.structs.replace(market_events(synthetic_ticks(1), symbol)[0], event_time=datetime.now(UTC))
     publish(producer, tick, topic)
     publish(producer, decision(account, symbol, datetime.now(UTC), 0, tick.price), topic)  # warm-up
@@ -282,7 +221,7 @@ def latency(settings: Settings, backend: str, tag: str) -> list[tuple[int, float
     child = start_service(bootstrap, backend, spec, 2 + sum(n for _, n in PHASES))
     wait_until(lambda: count_orders(engine, account) == 1)
     phases = [paced(producer, topic, account, symbol, tick.price, rate, n) for rate, n in PHASES]
-    child.communicate(timeout=120)
+    finish(child)
     updates = order_updates_after(bootstrap, start, account, 1 + sum(n for _, n in PHASES))
     accepted = {u.order_id: u.producer_time for u in updates}
     out = []
@@ -293,9 +232,7 @@ def latency(settings: Settings, backend: str, tag: str) -> list[tuple[int, float
     return out
 
 
-def paced(
-    producer: ConfluentProducer, topic: str, account: str, symbol: str, price: float, rate: int, n: int
-):
+def paced(producer: Any, topic: str, account: str, symbol: str, price: float, rate: int, n: int):
     "Publish `n` decisions at `rate` per second, open loop; their ids and publication times."
     sent, t0 = {}, time.perf_counter()
     for i in range(n):
@@ -313,15 +250,16 @@ def throughput(settings: Settings, backend: str, tag: str) -> tuple[float, int, 
     "events/s through the service (ticks and decisions published first), and the orders and fills it made."
     bootstrap, account, symbol = settings.kafka_bootstrap, f"bench-thr-{tag}", f"T{tag}"
     topic = f"bench.execution.throughput.v1.{tag}"
-    spec = ExecutionSpec(group_id=account, decisions_topic=topic, ticks_topic=topic)
+    spec = ExecutionSpec(
+        group_id=account, decisions_topic=topic, ticks_topic=topic, fetch_wait_ms=FETCH_WAIT_MS[backend]
+    )
     events = stream(account, symbol, N_TICKS, N_DECISIONS)
     ensure_topics(bootstrap, topic, *OUTPUT_TOPICS)
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    producer = make_producer(bootstrap, "confluent-kafka", linger_ms=5)
     for e in events:
-        producer.produce(topic, encode(e), e.symbol.encode())
-        producer.poll(0)
+        producer.send(topic, encode(e), e.symbol.encode())
     producer.flush()
-    start_service(bootstrap, backend, spec, len(events)).communicate(timeout=300)
+    finish(start_service(bootstrap, backend, spec, len(events)))
     engine, p = open_database(settings), ProcessedEvent.__table__
     batches = (
         select(p.c.processed_at, func.count()).where(p.c.consumer_group == account).group_by(p.c.processed_at)
@@ -367,7 +305,7 @@ def report(settings: Settings, tag: str) -> None:
     print(f"## Raw broker: produce -> consume round trip, {ROUND_TRIPS} messages of 300 B\n")
     print("| client | fetch wait | p50 ms | p99 ms |\n|---|---:|---:|---:|")
     for backend in BACKENDS:
-        for wait in (10, 1):
+        for wait in (10, 2):
             p50, p99 = round_trips(bootstrap, backend, wait)
             print(f"| {backend} | {wait} ms | {p50:.2f} | {p99:.2f} |")
     payloads = [encode(decision("a", "S", datetime.now(UTC), i, 100.0)) for i in range(N_RAW)]
@@ -382,13 +320,17 @@ def report(settings: Settings, tag: str) -> None:
     print(f"\n## The service's handler alone (no Kafka), {len(events):,} events into PostgreSQL\n")
     print(f"{handler_only(settings, events, f'bench-h-{tag}'):,.0f} events/s")
     print("\n## Pipeline: the service in its own process\n")
-    print("| client | decisions/s | decisions | decision -> accepted p50 ms | p99 ms |")
-    print("|---|---:|---:|---:|---:|")
+    print("| client | fetch wait | decisions/s | decisions | decision -> accepted p50 ms | p99 ms |")
+    print("|---|---:|---:|---:|---:|---:|")
     thr = []
-    for i, backend in enumerate(BACKENDS):
-        for rate, p50, p99, n in latency(settings, backend, f"{i}{tag}"):
-            print(f"| {backend} | {rate} | {n:,} | {p50:.2f} | {p99:.2f} |")
-        thr.append((backend, *throughput(settings, backend, f"{i}{tag}")))
+    for i, backend in enumerate(reversed(BACKENDS)):  # confluent-kafka first
+        try:
+            for rate, p50, p99, n in latency(settings, backend, f"{i}{tag}"):
+                print(f"| {backend} | {FETCH_WAIT_MS[backend]} ms | {rate} | {n:,} | {p50:.2f} | {p99:.2f} |")
+            thr.append((backend, *throughput(settings, backend, f"{i}{tag}")))
+        except RuntimeError as e:
+            print(f"| {backend} | {FETCH_WAIT_MS[backend]} ms | {e} | | | |")
+        sys.stdout.flush()
     print(f"\n{N_DECISIONS:,} decisions and {N_TICKS:,} ticks published first, then consumed:\n")
     print("| client | sustained events/s | orders | fills |\n|---|---:|---:|---:|")
     for backend, rate, orders, fills in thr:

@@ -9,13 +9,13 @@ import sys
 import threading
 import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import msgspec
 import pytest
 from kafka.admin import KafkaAdminClient
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, delete, func, insert
 from sqlmodel import Field, Session, SQLModel, select
 
 from tradekit.config import Settings
@@ -23,14 +23,17 @@ from tradekit.data import synthetic_bars, synthetic_ticks
 from tradekit.events import (
     DLQ,
     Event,
+    ProcessedEvent,
     TickReceived,
     consume,
     decode,
     encode,
+    prune_processed,
     publish,
     publish_file,
     replay,
 )
+from tradekit.kafka_client import make_consumer, make_producer
 from tradekit.services import EmbeddedBroker, ensure_topics, kafka_consumer, kafka_producer
 
 HERE = Path(__file__).resolve().parent
@@ -162,12 +165,12 @@ def test_stop_ends_a_running_consumer(broker: EmbeddedBroker, engine: Engine) ->
 CHILD = """
 import sys, time
 sys.path.insert(0, {here!r})
-from kafka import KafkaConsumer
 from sqlalchemy import create_engine
 from test_events import record_tick
 from tradekit.events import consume
+from tradekit.kafka_client import KafkaPythonConsumer
 
-KafkaConsumer.commit = lambda self, *a, **k: time.sleep(120)  # persisted, then stuck before the offset commit
+KafkaPythonConsumer.commit = lambda self, *a, **k: time.sleep(120)  # stored, stuck before the offset commit
 consume({bootstrap!r}, [{topic!r}], {group!r}, record_tick, create_engine({db!r}), max_events={n})
 """
 
@@ -236,3 +239,74 @@ def test_publish_file_paced_by_speed(broker: EmbeddedBroker, tmp_path: Path) -> 
     assert (
         msgspec.json.decode(encode(seen[0]))["type"] == "TickReceived" and decode(encode(seen[0])) == seen[0]
     )
+
+
+def test_confluent_backend_publishes_replays_and_consumes(
+    broker: EmbeddedBroker, engine: Engine, tmp_path: Path
+):
+    "The same calls on confluent-kafka: a file in, a replay from a time, a consumer applying each tick once."
+    topic, group, symbol = fresh()
+    synthetic_ticks(30, seed=4).to_csv(tmp_path / "ticks.csv")
+    backend = "confluent-kafka"
+    assert publish_file(broker.bootstrap, tmp_path / "ticks.csv", topic, symbol=symbol, backend=backend) == 30
+    seen: list[Event] = []
+    since = synthetic_ticks(30, seed=4).index[20].to_pydatetime()
+    assert replay(broker.bootstrap, topic, since, seen.append, backend=backend) == 10
+    with pytest.raises(ValueError, match="does not exist"):
+        replay(broker.bootstrap, f"{topic}.missing", since, seen.append, backend=backend)
+    stats = consume(broker.bootstrap, [topic], group, record_tick, engine, max_events=30, backend=backend)
+    assert (stats.handled, stats.duplicates, effects(engine, symbol)) == (30, 0, 30)
+    assert committed(broker.bootstrap, group) == {topic: 30}
+
+
+def test_consume_takes_the_callers_consumer_and_producer(broker: EmbeddedBroker, engine: Engine) -> None:
+    topic, group, symbol = fresh()
+    send_raw(broker.bootstrap, topic, [encode(tick(symbol, i)) for i in range(3)] + [b"{bad"])
+    ensure_topics(broker.bootstrap, DLQ)
+    consumer = make_consumer(
+        broker.bootstrap, topic, group_id=group, backend="confluent-kafka", fetch_wait_ms=1
+    )
+    producer = make_producer(broker.bootstrap, "confluent-kafka")
+    try:
+        stats = consume(
+            broker.bootstrap, topic, group, record_tick, engine, 4, consumer=consumer, producer=producer
+        )
+        assert (stats.handled, stats.dead_lettered) == (3, 1)
+        producer.send(topic, encode(tick(symbol, 9)))  # both still open: the caller owns them
+        producer.flush()
+    finally:
+        consumer.close()
+    assert effects(engine, symbol) == 3
+
+
+def test_prune_processed_keeps_the_redelivery_window(engine: Engine) -> None:
+    group = f"g-prune-{uuid.uuid4().hex[:8]}"
+    now, t = datetime.now(UTC), ProcessedEvent.__table__
+    ages = [timedelta(days=d) for d in (30, 20, 10, 0)]
+    ids = [uuid.uuid4() for _ in ages]
+    rows = [dict(consumer_group=group, event_id=i, event_type="TickReceived", processed_at=now - a)
+            for i, a in zip(ids, ages, strict=True)]  # fmt: skip
+    with engine.begin() as conn:
+        conn.execute(insert(t), rows)
+    assert prune_processed(engine, group, older_than=timedelta(days=5), keep=3) == 1  # the 30-day one
+    assert prune_processed(engine, group, older_than=timedelta(days=5)) == 2
+    with engine.begin() as conn:  # an id inside the window is still skipped when it comes again
+        left = conn.execute(select(t.c.event_id).where(t.c.consumer_group == group)).scalars().all()
+        assert left == [ids[3]]
+        conn.execute(delete(t).where(t.c.consumer_group == group))
+
+
+def test_cli_events_commands_on_the_confluent_backend(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from tradekit.cli import app
+
+    synthetic_ticks(12, seed=6).assign(symbol="SYN").to_csv(tmp_path / "ticks.csv")
+    topic = f"tradekit.test.ticks.v1.{uuid.uuid4().hex[:8]}"
+    env = {"TRADEKIT_KAFKA_BOOTSTRAP": broker.bootstrap, "TRADEKIT_KAFKA_BACKEND": "confluent-kafka"}
+    r = CliRunner().invoke(
+        app, ["events", "publish-file", str(tmp_path / "ticks.csv"), "--topic", topic], env=env
+    )
+    assert r.exit_code == 0 and "published 12 ticks" in r.output, r.output
+    r = CliRunner().invoke(app, ["events", "replay", "--topic", topic, "--from", "2000-01-01"], env=env)
+    assert r.exit_code == 0 and r.output.count('"type"') == 12 and "12 events from" in r.output, r.output

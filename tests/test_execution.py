@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,10 +22,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from kafka import TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, create_engine, delete, func, select
 from sqlmodel import Session, SQLModel
+from typer.testing import CliRunner
 
-from tradekit.config import Settings, load_settings
+from tradekit.cli import app
+from tradekit.config import RiskLimits, Settings, load_settings
 from tradekit.data import synthetic_ticks
 from tradekit.events import (
     DLQ,
@@ -57,7 +61,7 @@ from tradekit.execution.service import (
     paper_session,
     run_execution_service,
 )
-from tradekit.services import EmbeddedBroker, ensure_topics, kafka_consumer, kafka_producer
+from tradekit.services import EmbeddedBroker, ensure_topics, free_port, kafka_consumer, kafka_producer
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMITS = dict(max_position=300, max_notional=1e6, max_orders_per_second=50, price_band=0.05)
@@ -218,11 +222,11 @@ def stream(r: Run, n_decisions: int, n_ticks: int, seed: int = 0) -> list[Event]
 CHILD = """
 import sys, time
 from pathlib import Path
-from kafka import KafkaConsumer
 from tradekit.config import load_settings
 from tradekit.execution.service import ExecutionSpec, run_execution_service
+from tradekit.kafka_client import KafkaPythonConsumer
 
-commit, calls = KafkaConsumer.commit, []
+commit, calls = KafkaPythonConsumer.commit, []
 
 
 def stuck_at_the_eighth(self, *args, **kwargs):  # the eighth batch is stored, its offsets never committed
@@ -233,7 +237,7 @@ def stuck_at_the_eighth(self, *args, **kwargs):  # the eighth batch is stored, i
     return commit(self, *args, **kwargs)
 
 
-KafkaConsumer.commit = stuck_at_the_eighth
+KafkaPythonConsumer.commit = stuck_at_the_eighth
 run_execution_service(load_settings(), spec=ExecutionSpec.model_validate_json(sys.argv[1]))
 """
 
@@ -356,6 +360,14 @@ def test_bad_events_and_risk_failures_are_recorded_and_the_stream_goes_on(
     alerts = published(broker.bootstrap, start, lambda e: getattr(e, "account", "") == run.account, 3)
     assert sorted(a.rule for a in alerts) == ["max_notional", "max_position", "price_band"]
 
+    with engine.begin() as conn:  # every dead letter is in the audit trail too, with its reason and offset
+        t = AuditRow.__table__
+        rows = conn.execute(select(t.c.detail).where(t.c.kind == "invalid", t.c.detail.contains(run.topic)))
+        invalid = [json.loads(d) for d in rows.scalars()]
+        conn.execute(delete(t).where(t.c.kind == "invalid", t.c.detail.contains(run.topic)))
+    reasons = {d["offset"]: d["reason"] for d in invalid}
+    assert reasons == {1: "malformed", 2: "unknown_version", 3: "unknown_type", 5: "rejected"}
+
 
 def test_broker_down_is_retried_with_backoff_then_rejected_with_the_reason(
     broker: EmbeddedBroker, settings: Settings, engine: Engine, run: Run
@@ -412,3 +424,54 @@ def test_kill_switch_stops_the_next_decision(
     assert statuses[1][1] == "kill_switch: trading is halted"
     switches = read_rows(engine, AuditRow, "*")
     assert switches.detail.map(lambda d: json.loads(d)["group_id"]).eq(run.group).sum() >= 4
+
+
+def sample(port: int, name: str, **labels: str) -> float:
+    "One sample from the `/metrics` page on `port` (0 when absent)."
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    samples = (s for family in text_string_to_metric_families(body) for s in family.samples)
+    return next((s.value for s in samples if s.name == name and s.labels == labels), 0.0)
+
+
+def test_metrics_port_serves_orders_rejections_latency_and_ticks(
+    broker: EmbeddedBroker, settings: Settings, run: Run
+) -> None:
+    ticks = market_events(synthetic_ticks(5, seed=3), run.symbol)
+    t = pd.Timestamp(ticks[1].event_time)
+    good = decision(run, t + timedelta(microseconds=1), qty=1, price=ticks[1].price)
+    risky = decision(run, t + timedelta(microseconds=2), qty=1, price=ticks[1].price * 1.5)
+    port, stop = free_port(), threading.Event()
+    limited = settings.model_copy(update=dict(risk=RiskLimits(**LIMITS)))
+    thread = threading.Thread(
+        target=run_execution_service,
+        args=(limited,),
+        kwargs=dict(stop=stop.is_set, spec=run.spec, metrics_port=port),
+    )
+    thread.start()
+    try:
+        wait_for(lambda: sample_or_none(port) is not None, 15)
+        names = [("tradekit_orders_total", dict(status="accepted")),
+                 ("tradekit_risk_rejections_total", dict(rule="price_band")),
+                 ("tradekit_latency_seconds_count", dict(stage="decision_to_order")),
+                 ("tradekit_ticks_total", dict(symbol=run.symbol))]  # fmt: skip
+        before = [sample(port, n, **labels) for n, labels in names]
+        send(broker.bootstrap, run.topic, [*ticks[:2], good, risky, *ticks[2:]])
+        wait_for(lambda: sample(port, *names[3][:1], **names[3][1]) == 5, 30)
+        moved = [sample(port, n, **labels) - b for (n, labels), b in zip(names, before, strict=True)]
+        assert moved == [1.0, 1.0, 1.0, 5.0]
+        assert sample(port, "tradekit_last_tick_timestamp_seconds", symbol=run.symbol) > 0
+    finally:
+        stop.set()
+        thread.join(15)
+
+
+def sample_or_none(port: int) -> float | None:
+    try:
+        return sample(port, "tradekit_orders_total", status="accepted")
+    except OSError:
+        return None
+
+
+def test_cli_execution_run_has_a_metrics_port_option() -> None:
+    result = CliRunner().invoke(app, ["execution", "run", "--help"])
+    assert result.exit_code == 0 and "--metrics-port" in result.output
