@@ -132,6 +132,35 @@ def streaming_table() -> None:
     module.print_table(module.streaming_table())
 
 
+# ---------------------------------------------------------------------------------------------------------
+# The live quality gate (tradekit.quality) in front of the streaming features: its cost per tick.
+# ---------------------------------------------------------------------------------------------------------
+def gate_table(n: int = 20_000, rounds: int = 5) -> None:
+    "Print the quality gate's cost per tick: one event per call (`check_tick`), and polls of 100 and 500."
+    from tradekit.data import synthetic_ticks
+    from tradekit.quality import QualityGate
+
+    ticks = synthetic_ticks(n, seed=0)
+    records = list(zip(ticks.index, ticks.to_dict("records"), strict=True))
+    print("| quality gate (tradekit.quality) | µs per tick |")
+    print("|---|---|")
+    best = float("inf")
+    for _ in range(rounds):
+        gate, t0 = QualityGate(), time.perf_counter()
+        for at, tick in records:
+            gate.check_tick(at, tick)
+        best = min(best, (time.perf_counter() - t0) / n * 1e6)
+    print(f"| one event per call (`check_tick`) | {best:.2f} |")
+    for batch in (100, 500):
+        best = float("inf")
+        for _ in range(rounds):
+            gate, t0 = QualityGate(), time.perf_counter()
+            for i in range(0, n, batch):
+                gate.check(ticks.iloc[i : i + batch])
+            best = min(best, (time.perf_counter() - t0) / n * 1e6)
+        print(f"| polls of {batch} as a frame (`check`) | {best:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bars", type=int, default=1_000_000)
@@ -144,6 +173,8 @@ def main() -> None:
     if not args.no_streaming:
         print("\n## Streaming indicators (benchmarks/features_streaming.py)\n")
         streaming_table()
+    print("\n## Live quality gate, synthetic ticks (best of 5)\n")
+    gate_table()
 
 
 if __name__ == "__main__":
