@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Start PostgreSQL (127.0.0.1:5432, trust auth) and Redis (127.0.0.1:6379) when they are down.
+# Start PostgreSQL (127.0.0.1:5432, trust auth) and Redis (127.0.0.1:6379) when they are down; install
+# Debian's Chromium + ChromeDriver for the dashboard browser tests when they are missing.
 set -euo pipefail
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  apt-get update -q && apt-get install -y -q chromium chromium-driver
+fi
 if ! command -v pg_ctlcluster >/dev/null || ! command -v redis-server >/dev/null; then
   apt-get update -q && apt-get install -y -q postgresql redis-server
 fi
