@@ -48,6 +48,7 @@ from tradekit.execution.book import (
     LastPriceRow,
     OrderRow,
     PositionRow,
+    positions_frame,
     read_rows,
     reconcile,
     set_kill_switch,
@@ -434,7 +435,7 @@ def sample(port: int, name: str, **labels: str) -> float:
 
 
 def test_metrics_port_serves_orders_rejections_latency_and_ticks(
-    broker: EmbeddedBroker, settings: Settings, run: Run
+    broker: EmbeddedBroker, settings: Settings, engine: Engine, run: Run
 ) -> None:
     ticks = market_events(synthetic_ticks(5, seed=3), run.symbol)
     t = pd.Timestamp(ticks[1].event_time)
@@ -445,7 +446,7 @@ def test_metrics_port_serves_orders_rejections_latency_and_ticks(
     thread = threading.Thread(
         target=run_execution_service,
         args=(limited,),
-        kwargs=dict(stop=stop.is_set, spec=run.spec, metrics_port=port),
+        kwargs=dict(stop=stop.is_set, spec=run.spec.model_copy(update=dict(capital=1e4)), metrics_port=port),
     )
     thread.start()
     try:
@@ -460,6 +461,10 @@ def test_metrics_port_serves_orders_rejections_latency_and_ticks(
         moved = [sample(port, n, **labels) - b for (n, labels), b in zip(names, before, strict=True)]
         assert moved == [1.0, 1.0, 1.0, 5.0]
         assert sample(port, "tradekit_last_tick_timestamp_seconds", symbol=run.symbol) > 0
+        pnl = positions_frame(engine, run.account, run.group).pnl.sum()  # the buy, marked at the last tick
+        assert sample(port, "tradekit_equity", account=run.account) == pytest.approx(1e4 + pnl)
+        drawdown = sample(port, "tradekit_drawdown", account=run.account)
+        assert 0 <= drawdown < 0.01 and (pnl >= 0 or drawdown > 0)
     finally:
         stop.set()
         thread.join(15)

@@ -14,7 +14,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 from test_cli import TRADEKIT, run_cli
 from test_registry import bento_home  # noqa: F401  (autouse: a BentoML store in a temp dir, kernels included)
+from typer.testing import CliRunner
 
+from tradekit.cli import app
 from tradekit.config import Settings
 from tradekit.jobs import (
     JobAlreadyRunning,
@@ -206,3 +208,8 @@ def test_cli_schedule_stops_on_sigterm(tmp_path: Path, reports: Path, jobs_dir: 
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "tiny run" in out and "succeeded" in out and "stopped after" in out, out
+
+
+def test_cli_schedule_has_a_metrics_port_option() -> None:
+    result = CliRunner().invoke(app, ["jobs", "schedule", "--help"])
+    assert result.exit_code == 0 and "--metrics-port" in result.output

@@ -92,7 +92,7 @@ from ..services import ensure_topics, open_services
 __all__ = ['OUTPUT_TOPICS', 'ExecutionSpec', 'ExecutionService', 'run_execution_service', 'market_events', 'decision_events',
            'PaperResult', 'paper_session']
 
-# %% ../../nbs/82_execution.service.ipynb #918821b7
+# %% ../../nbs/82_execution.service.ipynb #dd397019
 class ExecutionSpec(BaseModel):
     "How the execution service runs: its consumer group, topics, trading hours, paper broker and retries."
 
@@ -105,6 +105,7 @@ class ExecutionSpec(BaseModel):
     retry: RetrySpec = RetrySpec()
     fetch_wait_ms: int = Field(10, ge=1)  # how long the broker may hold a fetch; < 10 stalled on Tansu 0.6
     retention: timedelta = timedelta(days=7)  # processed event ids older than this are pruned at start-up
+    capital: float = Field(0.0, ge=0)  # each account's starting equity: the base of equity and drawdown
 
     @property
     def topics(self) -> list[str]:
@@ -128,6 +129,8 @@ class _State:
     broker: Broker
     open: dict[uuid.UUID, _Open] = field(default_factory=dict)
     positions: dict[tuple[str, str], Position] = field(default_factory=dict)  # loaded on first use
+    symbols: dict[str, set[str]] = field(default_factory=dict)  # account -> symbols, for loaded accounts
+    holders: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # the inverse
     pending: defaultdict[tuple[str, str], float] = field(default_factory=lambda: defaultdict(float))
     last: dict[str, float] = field(default_factory=dict)
     rates: defaultdict[str, OrderRate] = field(default_factory=lambda: defaultdict(OrderRate))
@@ -246,7 +249,7 @@ class _Writes:
             monitoring.TICKS.labels(symbol=symbol).inc(self.ticks[symbol])
             monitoring.LAST_TICK.labels(symbol=symbol).set(row["time"].timestamp())
 
-# %% ../../nbs/82_execution.service.ipynb #20a87393
+# %% ../../nbs/82_execution.service.ipynb #ad3981df
 class ExecutionService:
     "The handler `consume` calls for each event: decisions become checked orders, ticks bring fills."
 
@@ -260,6 +263,7 @@ class ExecutionService:
         self.risk = RiskSpec(limits=settings.risk, hours=spec.hours)
         self.make_broker = broker or (lambda: RetryingBroker(PaperBroker(spec.paper), spec.retry))
         self.state: _State | None = None  # None: rebuilt from the tables at the next event
+        self.peaks: dict[str, float] = {}  # per account, the highest P&L since the service started
 
     def __call__(self, event: Event, session: Session) -> list[Event]:
         "Apply `event` in `session`'s transaction; the events to publish."
@@ -292,12 +296,26 @@ class ExecutionService:
                 self.state = _load_state(session, self.spec.group_id, self.make_broker())
             w = session.info["tradekit.execution"] = _Writes(session, self.spec.group_id)
             sa_event.listen(session, "before_commit", w.flush)
+            sa_event.listen(session, "after_commit", lambda _: self._mark(w))  # before the counters move
             sa_event.listen(session, "after_commit", w.count)
             sa_event.listen(session, "after_rollback", self._forget)
         return w
 
     def _forget(self, session: Session) -> None:
         self.state = None
+
+    def _mark(self, w: _Writes) -> None:
+        "Set equity and drawdown of the accounts whose P&L the committed transaction moved (fills or ticks)."
+        s, capital = self.state, self.spec.capital
+        moved = {account for account, _ in w.positions}.union(*(s.holders.get(sym, ()) for sym in w.prices))
+        for account in moved:
+            pnl = _pnl(s, account)
+            peak = self.peaks[account] = max(self.peaks.get(account, 0.0), pnl)
+            monitoring.EQUITY.labels(account=account).set(capital + pnl)
+            monitoring.DRAWDOWN.labels(account=account).set((peak - pnl) / max(capital + peak, _TINY))
+
+
+_TINY = 1e-9  # the drawdown's divisor when capital + peak is not positive
 
 
 def _peek(raw: bytes | None) -> dict:
@@ -424,19 +442,33 @@ def _fill(s: _State, o: _Open, f: OrderFilled, w: _Writes) -> None:
     detail = {"fill_id": f.id, "qty": f.qty, "price": f.price, "fee": f.fee}
     w.log(f.event_time, "fill", f, f.order_id, detail)
 
-# %% ../../nbs/82_execution.service.ipynb #fc3145bc
+# %% ../../nbs/82_execution.service.ipynb #2e50c4ca
 def _position(s: _State, w: _Writes, key: tuple[str, str]) -> Position:
-    "The position of `key = (account, symbol)`, read from `positions` the first time."
-    if (p := s.positions.get(key)) is None:
+    "The position of `key = (account, symbol)`; all the account's are read from `positions` the first time."
+    account, symbol = key
+    if account not in s.symbols:
         t = PositionRow.__table__
-        cols = (t.c.qty, t.c.avg_price, t.c.realized_pnl, t.c.fees, t.c.cash)
-        row = (
-            w.session.connection()
-            .execute(select(*cols).where(t.c.account == key[0], t.c.symbol == key[1]))
-            .first()
-        )
-        p = s.positions[key] = Position(*row) if row else Position()
+        cols = (t.c.symbol, t.c.qty, t.c.avg_price, t.c.realized_pnl, t.c.fees, t.c.cash)
+        rows = w.session.connection().execute(select(*cols).where(t.c.account == account))
+        loaded = {sym: Position(*values) for sym, *values in rows}
+        s.positions.update(((account, sym), p) for sym, p in loaded.items())
+        s.symbols[account] = set(loaded)
+        for sym in loaded:
+            s.holders[sym].add(account)
+    if (p := s.positions.get(key)) is None:
+        p = s.positions[key] = Position()
+        s.symbols[account].add(symbol)
+        s.holders[symbol].add(account)
     return p
+
+
+def _pnl(s: _State, account: str) -> float:
+    "`account`'s realised plus unrealised P&L after fees, at the last trades (at cost where none is known)."
+    total = 0.0
+    for symbol in s.symbols[account]:
+        p = s.positions[(account, symbol)]
+        total += p.pnl(s.last.get(symbol, p.avg_price))
+    return total
 
 # %% ../../nbs/82_execution.service.ipynb #b256e0bf
 OUTPUT_TOPICS = (ORDER_UPDATES, FILLS, RISK_ALERTS)  # what the service publishes to
