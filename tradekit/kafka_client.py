@@ -163,7 +163,7 @@ class ConfluentConsumer:
     def assign(self, topic: str, offsets: dict[int, int]) -> None:
         self.raw.assign([self._ck.TopicPartition(topic, p, o) for p, o in offsets.items()])
 
-# %% ../nbs/03_kafka_client.ipynb #424e24c2
+# %% ../nbs/03_kafka_client.ipynb #05442168
 class ConfluentProducer:
     "A confluent-kafka producer behind `Producer`; `flush` raises the first delivery that failed."
 
@@ -205,7 +205,9 @@ class ConfluentProducer:
             raise self._ck.KafkaException(failed or f"{left} records not delivered in {timeout} s")
 
     def close(self) -> None:
+        "Deliver what is queued, then drop librdkafka's handle (alive, it keeps reconnecting)."
         self.flush()
+        del self.raw
 
 # %% ../nbs/03_kafka_client.ipynb #b4a88abe
 def _check_backend(backend: str) -> None:
