@@ -15,6 +15,7 @@ from pathlib import Path
 import msgspec
 import pytest
 from kafka.admin import KafkaAdminClient
+from prometheus_client import REGISTRY
 from sqlalchemy import Engine, delete, func, insert
 from sqlmodel import Field, Session, SQLModel, select
 
@@ -277,6 +278,28 @@ def test_consume_takes_the_callers_consumer_and_producer(broker: EmbeddedBroker,
     finally:
         consumer.close()
     assert effects(engine, symbol) == 3
+
+
+@pytest.mark.parametrize("backend", ["kafka-python", "confluent-kafka"])
+def test_consume_exports_consumer_lag(broker: EmbeddedBroker, engine: Engine, backend: str) -> None:
+    "CONSUMER_LAG{topic, group} after a run: the records left behind, then 0 once caught up."
+    topic, group, symbol = fresh()
+    ensure_topics(broker.bootstrap, topic)
+    producer = kafka_producer(broker.bootstrap)
+    for i in range(6):  # one batch each: Tansu's end offset is then exact (it is the last batch's start + 1)
+        producer.send(topic, encode(tick(symbol, i)))
+        producer.flush()
+    producer.close()
+    consumer = make_consumer(broker.bootstrap, topic, group_id=group, backend=backend)
+    lag = lambda: REGISTRY.get_sample_value("tradekit_kafka_consumer_lag", {"topic": topic, "group": group})
+    try:
+        consume(broker.bootstrap, topic, group, record_tick, engine, 2, consumer=consumer, backend=backend)
+        assert lag() == 4
+        consume(broker.bootstrap, topic, group, record_tick, engine, 4, consumer=consumer, backend=backend)
+        assert lag() == 0
+    finally:
+        consumer.close()
+    assert effects(engine, symbol) == 6
 
 
 def test_prune_processed_keeps_the_redelivery_window(engine: Engine) -> None:
