@@ -68,7 +68,7 @@ class RateLimited(TradekitError):
         super().__init__(message)
         self.retry_after = retry_after
 
-# %% ../nbs/05_auth.ipynb #53a74b7c
+# %% ../nbs/05_auth.ipynb #a6f71bdf
 class ApiKeyRow(SQLModel, table=True):
     "One API key: its name, lookup prefix, the SHA-256 of its secret, its scopes and its life."
 
@@ -76,7 +76,7 @@ class ApiKeyRow(SQLModel, table=True):
     __table_args__ = {"extend_existing": True}
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=128, unique=True)
-    prefix: str = Field(max_length=16, unique=True, index=True)
+    prefix: str = Field(max_length=16, unique=True)  # unique: indexed
     secret_hash: str = Field(max_length=64)  # hex SHA-256 of the secret part
     scopes: str = Field(max_length=64)  # comma-separated `Scope` values
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
