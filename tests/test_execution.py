@@ -62,7 +62,15 @@ from tradekit.execution.service import (
     paper_session,
     run_execution_service,
 )
-from tradekit.services import EmbeddedBroker, ensure_topics, free_port, kafka_consumer, kafka_producer
+from tradekit.services import (
+    EmbeddedBroker,
+    ensure_topics,
+    free_port,
+    kafka_consumer,
+    kafka_producer,
+    open_cache,
+)
+from tradekit.settings_store import ConfigStore, Flow
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMITS = dict(max_position=300, max_notional=1e6, max_orders_per_second=50, price_band=0.05)
@@ -425,6 +433,39 @@ def test_kill_switch_stops_the_next_decision(
     assert statuses[1][1] == "kill_switch: trading is halted"
     switches = read_rows(engine, AuditRow, "*")
     assert switches.detail.map(lambda d: json.loads(d)["group_id"]).eq(run.group).sum() >= 4
+
+
+def test_flow_limits_and_the_execution_orders_flag(
+    broker: EmbeddedBroker, settings: Settings, engine: Engine, run: Run
+):
+    flow, limits = f"flow-{run.group}", RiskLimits(**LIMITS | dict(max_position=50))
+    writer = ConfigStore(engine, settings.profile, open_cache(settings), listen=False)  # publishes changes
+    writer.register_flow(
+        Flow(name=flow, symbols=(run.symbol,), feature_set="f", model="m", risk=limits), "ci"
+    )
+    ticks = market_events(synthetic_ticks(10, seed=7), run.symbol)
+    send(broker.bootstrap, run.topic, ticks[:2])
+    stop, spec = threading.Event(), run.spec.model_copy(update=dict(flow=flow))
+    thread = threading.Thread(
+        target=run_execution_service, args=(settings,), kwargs=dict(stop=stop.is_set, spec=spec)
+    )
+    thread.start()
+    try:
+        got = []
+        for i, qty in enumerate([100, 10, 10]):
+            if i == 2:
+                writer.set_flag("execution.orders", "ci", enabled=False, flow=flow)
+                time.sleep(0.3)  # the service's store drops its cached flag on the Redis message
+            d = decision(run, pd.Timestamp(ticks[2 + i].event_time), qty=qty, price=ticks[1].price)
+            send(broker.bootstrap, run.topic, [d])
+            wait_for(lambda: count(engine, OrderRow, account=run.account) == i + 1)  # noqa: B023
+            got.append(orders(engine, run).set_index("decision_id").loc[d.id, ["status", "reason"]].tolist())
+    finally:
+        stop.set()
+        thread.join(10)
+    assert got[0][0] == "rejected" and got[0][1].startswith("max_position")  # the flow's 50, not 300
+    assert got[1][0] == "accepted"
+    assert got[2] == ["rejected", "feature_flag: flag execution.orders off"]
 
 
 def sample(port: int, name: str, **labels: str) -> float:

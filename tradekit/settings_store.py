@@ -153,7 +153,7 @@ def rollout_bucket(
     digest = hashlib.sha256(f"{flag}\0{subject}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 * 100
 
-# %% ../nbs/03a_settings_store.ipynb #7b867922
+# %% ../nbs/03a_settings_store.ipynb #8fa4b279
 class ConfigStore:
     "Versioned key/values of one environment, cached in-process and invalidated over Redis pub/sub."
 
@@ -231,9 +231,9 @@ class ConfigStore:
         "Turn flag `name` on for `percent` of subjects (or off), for `flow` or the environment; the version."
         return self.set(f"flags/{name}", Flag(enabled=enabled, percent=percent).model_dump(), author, flow)
 
-    def flag_enabled(self, name: str, subject: str = "", flow: str = "") -> bool:
-        "True when flag `name` is on for `subject` (an unknown flag is off)."
-        flag = Flag.model_validate(self.get(f"flags/{name}", flow, default={"enabled": False}))
+    def flag_enabled(self, name: str, subject: str = "", flow: str = "", default: bool = False) -> bool:
+        "True when flag `name` is on for `subject` (an unknown flag is `default`)."
+        flag = Flag.model_validate(self.get(f"flags/{name}", flow, default={"enabled": default}))
         return flag.enabled and rollout_bucket(name, subject) < flag.percent
 
     def history(

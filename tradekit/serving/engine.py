@@ -45,12 +45,13 @@ from ..services import LocalCache
 __all__ = ['Price', 'Volume', 'TRADEKIT_VERSION', 'ServingSpec', 'BarIn', 'DecideRequest', 'Decision', 'request_body',
            'field_error', 'check_request', 'SymbolState', 'StateCache', 'Served', 'load_served', 'DecisionEngine']
 
-# %% ../../nbs/70_serving.engine.ipynb #1d37c080
+# %% ../../nbs/70_serving.engine.ipynb #f9fe8cd7
 class ServingSpec(BaseSettings):
     "What the decision engine serves and how; `TRADEKIT_SERVING_<FIELD>` variables override the defaults."
 
     model_config = SettingsConfigDict(env_prefix="TRADEKIT_SERVING_", frozen=True, extra="forbid")
     model: str = "spx-direction"  # the registry name whose production version is served
+    flow: str | None = None  # a `ConfigStore` flow: its model and symbols replace these (HTTP service)
     symbols: tuple[str, ...] = ("SPX",)  # the symbols it accepts
     band: float = Field(0.05, ge=0, lt=0.5)  # hold while |P(up) - 0.5| <= band
     max_age_s: float | None = Field(None, gt=0)  # refuse bars older than this (wall clock); None: no check
