@@ -14,6 +14,7 @@ import pytest
 import schemathesis
 from bentoml._internal.configuration.containers import BentoMLContainer
 from bentoml._internal.models import ModelStore
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from sqlalchemy import Engine
@@ -21,15 +22,28 @@ from sqlalchemy import Engine
 from tradekit.auth import create_api_key
 from tradekit.config import Settings
 from tradekit.data import synthetic_bars
-from tradekit.events import DECISIONS, BarClosed, InvalidEvent, decode, publish
+from tradekit.events import (
+    DECISIONS,
+    RISK_ALERTS,
+    BarClosed,
+    DecisionMade,
+    InvalidEvent,
+    RiskAlertRaised,
+    TickReceived,
+    decode,
+    publish,
+)
 from tradekit.execution.book import halted
 from tradekit.features.sets import FeatureSet, FeatureSpec, FeatureStream
 from tradekit.models.training import MemberSpec, TrainSpec, train
+from tradekit.monitoring import QUARANTINED
 from tradekit.registry import Stage, fingerprint, promote, register, rollback
 from tradekit.services import ensure_topics, kafka_consumer, kafka_producer, open_cache
 from tradekit.serving.bento import running_service, service_env
 from tradekit.serving.engine import ServingSpec, StateCache, request_body
+from tradekit.serving.http import create_app, open_serving
 from tradekit.serving.stream import run_stream
+from tradekit.settings_store import ConfigStore, Flow
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 RUN = uuid.uuid4().hex[:8]
@@ -244,6 +258,32 @@ def test_fuzz_openapi_no_5xx(url: str, keys: dict[str, str]) -> None:
         no_5xx()
 
 
+def test_serving_flow_and_the_decide_flag(
+    settings: Settings, engine: Engine, keys: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    "TRADEKIT_SERVING_FLOW names model and symbols; `serving.decide` off (set by another store) is a 503."
+    flow, trade = f"serve-{RUN}", {"X-API-Key": keys["trade"]}
+    writer = ConfigStore(engine, settings.profile, open_cache(settings), listen=False)  # publishes changes
+    writer.register_flow(Flow(name=flow, symbols=("FLA", "FLB"), feature_set=FS.name, model=NAME), "ci")
+    monkeypatch.setenv("TRADEKIT_SERVING_FLOW", flow)
+    app = create_app()
+    app.state.serving = open_serving(settings)
+    try:
+        c = TestClient(app)
+        info = c.get("/model", headers={"X-API-Key": keys["read"]}).json()
+        assert (info["model"], info["symbols"]) == (f"{NAME}:1", ["FLA", "FLB"])
+        assert c.post("/decide", json=body("FLA", 0, 20), headers=trade).status_code == 200
+        assert c.post("/decide", json=body("SYN", 0, 20), headers=trade).status_code == 422  # not in the flow
+        writer.set_flag("serving.decide", "ci", enabled=False, flow=flow)  # this flow only
+        deadline = time.monotonic() + 5
+        while (r := c.post("/decide", json=body("FLB", 0, 20), headers=trade)).status_code == 200:
+            assert time.monotonic() < deadline, "the flag change did not reach the service"
+            time.sleep(0.05)
+        assert (r.status_code, r.json()["detail"]) == (503, "flag serving.decide is off for FLB")
+    finally:
+        app.state.serving.close()
+
+
 def test_stream_worker_publishes_decisions_and_resumes_state(
     settings: Settings, keys: dict[str, str], broker: object
 ) -> None:
@@ -274,3 +314,44 @@ def test_stream_worker_publishes_decisions_and_resumes_state(
         len({e.event_time for e in mine}) == len(mine)
         and pd.Timestamp(mine[-1].event_time) <= frame.index[-1]
     )
+
+
+def test_stream_worker_quarantines_bad_ticks(
+    settings: Settings, keys: dict[str, str], broker: object
+) -> None:
+    "A jump, a duplicate and an out-of-order tick among good ones: quarantined, alerted, no decision on them."
+    topic, group, account = f"tradekit.test.ticks.{RUN}", f"serving-q-{RUN}", f"acct-q-{RUN}"
+    spec = ServingSpec(model=NAME, symbols=("QGT",), band=0.0, account=account, reload_s=60)
+    t0 = pd.Timestamp("2025-03-03", tz="UTC")
+
+    def tick(i: int, price: float) -> TickReceived:
+        at = (t0 + pd.Timedelta(seconds=i)).to_pydatetime()
+        return TickReceived(event_time=at, symbol="QGT", price=price, size=1, side=0, bid=price, ask=price,
+                            bid_size=1, ask_size=1)  # fmt: skip
+
+    prices = BARS_.close.iloc[:30].tolist()
+    good = [tick(i, p) for i, p in enumerate(prices[:15])]
+    bad = [tick(15, prices[14] * 1.5), tick(14, prices[14]), tick(5, prices[14])]
+    events = good + bad + [tick(16 + i, p) for i, p in enumerate(prices[15:])]
+    reasons = ("price_jump", "duplicate", "out_of_order")
+    before = [QUARANTINED.labels(reason=r)._value.get() for r in reasons]
+    ensure_topics(settings.kafka_bootstrap, topic)
+    producer = kafka_producer(settings.kafka_bootstrap)
+    for e in events:
+        publish(producer, e, topic)
+    producer.flush()
+    producer.close()
+    stats = run_stream(settings, spec, [topic], group, max_events=len(events), idle_timeout=15)
+    assert (stats.handled, stats.dead_lettered) == (len(events), 0)
+    assert [QUARANTINED.labels(reason=r)._value.get() - b for r, b in zip(reasons, before, strict=True)] == [
+        1
+    ] * 3
+    consumer = kafka_consumer(settings.kafka_bootstrap, DECISIONS, RISK_ALERTS, consumer_timeout_ms=2000)
+    mine = [e for e in map(_event, consumer) if getattr(e, "account", None) == account]
+    consumer.close()
+    alerts = [e for e in mine if isinstance(e, RiskAlertRaised)]
+    assert sorted(a.rule for a in alerts) == sorted(f"quality.{r}" for r in reasons)
+    decisions = [e for e in mine if isinstance(e, DecisionMade)]
+    times = [pd.Timestamp(e.event_time) for e in decisions]
+    assert len(set(times)) == len(times) and prices[14] * 1.5 not in {e.price for e in decisions}
+    assert max(times) > t0 + pd.Timedelta(seconds=16)  # the good ticks after the bad ones still decide

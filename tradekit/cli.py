@@ -547,7 +547,7 @@ def telegram_run(
         cfg = BotConfig(chat_ids=chats, admin_chat_ids=admins, account=account, model=model)
         run_bot(load_settings(), cfg)
 
-# %% ../nbs/99_cli.ipynb #93c9ccbe
+# %% ../nbs/99_cli.ipynb #50412e3e
 import math
 
 import numpy as np
@@ -555,7 +555,8 @@ import pandas as pd
 
 from .audit import SHIPPED, audit_lookahead, require_no_lookahead
 from .data import load_bars, load_sample
-from .sweeps import deflated_sharpe, pbo, rule_returns, sma_cross_sweep, walk_forward_sweep
+from .runs import manifest, save_run
+from .sweeps import SMA_CROSS_KIND, sma_cross_sweep, sweep_metrics, walk_forward_sweep
 
 audit_app = typer.Typer(
     help="Prove that features, strategies and splits do not read the future.", no_args_is_help=True
@@ -596,7 +597,7 @@ def audit_lookahead_cmd(
         for report in reports:
             require_no_lookahead(report)
 
-# %% ../nbs/99_cli.ipynb #f637ba67
+# %% ../nbs/99_cli.ipynb #1dc141c2
 def _values(spec: str, kind: type) -> list:
     "'a:b:step' (b excluded) or 'v1,v2,...' as a list of `kind`."
     try:
@@ -621,19 +622,22 @@ def sweep_sma_cross(
     top: Annotated[int, typer.Option(help="Winners to print.")] = 5,
     train_size: Annotated[int, typer.Option(help="Walk-forward training bars.")] = 1000,
     test_size: Annotated[int, typer.Option(help="Walk-forward test bars.")] = 250,
+    record: Annotated[bool, typer.Option(help="Store the run's manifest (tradekit runs show/rerun).")] = True,
 ) -> None:
     "Sweep the SMA-cross rule: winners, deflated Sharpe, PBO and the walk-forward out-of-sample Sharpe."
     with one_line_errors(ctx):
-        close, grid = (
-            _bars(bars, sample).close,
-            (_values(fast, int), _values(slow, int), _values(threshold, float)),
-        )
+        started, frame = datetime.now(UTC), _bars(bars, sample)
+        close, grid = frame.close, (_values(fast, int), _values(slow, int), _values(threshold, float))
         res = sma_cross_sweep(close, *grid, top_k=top, max_memory=max_memory, checkpoint=checkpoint)
-        dsr = deflated_sharpe(rule_returns(close, **res.best), res.table.sharpe)
-        overfit = pbo(res.blocks, res.block_sizes)
+        m = sweep_metrics(close, res)
         wf = walk_forward_sweep(
             close, *grid, train_size=train_size, test_size=test_size, max_memory=max_memory
         )
+        spec = dict(data={"file": str(bars.resolve())} if bars else {"sample": sample}, max_memory=max_memory)
+        spec |= dict(zip(("fast", "slow", "threshold"), grid, strict=True))
+        run = manifest(SMA_CROSS_KIND, spec, started, m, data=frame)
+        if record:
+            save_run(run, _registry_db())
     ann = math.sqrt(res.per_year)
     table = Table("fast", "slow", "threshold", "sharpe/yr", "total return", "max drawdown")
     for r in res.top.itertuples():
@@ -647,9 +651,11 @@ def sweep_sma_cross(
         )
     console.print(table)
     console.print(
-        f"{len(res.table)} combinations; deflated Sharpe {dsr.dsr:.2f} (winner {dsr.sharpe * ann:.2f}/yr vs "
-        f"{dsr.sr0 * ann:.2f}/yr expected from luck); PBO {overfit.pbo:.2f}; "
+        f"{len(res.table)} combinations; deflated Sharpe {m['dsr']:.2f} (winner "
+        f"{m['best_sharpe'] * ann:.2f}/yr vs {m['sr0'] * ann:.2f}/yr expected from luck); "
+        f"PBO {m['pbo']:.2f}; "
         f"walk-forward out-of-sample Sharpe {wf.sharpe:.2f}/yr over {len(wf.windows)} windows"
+        + (f"; recorded as run {run.id}" if record else "")
     )
 
 # %% ../nbs/99_cli.ipynb #85f7807d
