@@ -4,6 +4,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from bentoml._internal.configuration.containers import BentoMLContainer
+from bentoml._internal.models import ModelStore
 from sqlalchemy import Engine
 
 from tradekit.config import Settings, load_settings
@@ -42,3 +44,13 @@ def engine(settings: Settings) -> Iterator[Engine]:
     assert engine.dialect.name == "postgresql"
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def bento_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    "A BentoML store in a temp dir, for this process (BentoML reads BENTOML_HOME once) and its children."
+    home = tmp_path_factory.mktemp("bentoml")
+    (home / "models").mkdir()
+    with pytest.MonkeyPatch.context() as mp, BentoMLContainer.model_store.patch(ModelStore(home / "models")):
+        mp.setenv("BENTOML_HOME", str(home))
+        yield home

@@ -12,8 +12,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from bentoml._internal.configuration.containers import BentoMLContainer
-from bentoml._internal.models import ModelStore
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -54,16 +52,6 @@ class PaperData:
     symbol: str
     model: str
     pnl: float
-
-
-@pytest.fixture(scope="module")
-def bento_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    "A BentoML store in a temp dir for this process and the Voila kernels (they inherit BENTOML_HOME)."
-    home = tmp_path_factory.mktemp("bentoml")
-    (home / "models").mkdir()
-    with pytest.MonkeyPatch.context() as mp, BentoMLContainer.model_store.patch(ModelStore(home / "models")):
-        mp.setenv("BENTOML_HOME", str(home))
-        yield home
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,11 @@
 "The model registry on the real PostgreSQL, and the `tradekit models` commands as a user runs them."
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from bentoml._internal.configuration.containers import BentoMLContainer
-from bentoml._internal.models import ModelStore
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -32,9 +29,10 @@ from tradekit.registry import (
     rollback,
 )
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:GitWildMatchPattern:DeprecationWarning"
-)  # bentoml's pathspec use
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:GitWildMatchPattern:DeprecationWarning"),  # bentoml's pathspec use
+    pytest.mark.usefixtures("bento_home"),  # a BentoML store in a temp dir
+]
 FOLDS = "purged-kfold(n_splits=5, embargo=10)"
 
 
@@ -57,16 +55,6 @@ class Prior:
         m = cls()
         m.classes_, m.p = np.load(Path(path) / "p.npy")
         return m
-
-
-@pytest.fixture(scope="module", autouse=True)
-def bento_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    "A BentoML store in a temp dir, for this process (BentoML reads BENTOML_HOME once) and its children."
-    home = tmp_path_factory.mktemp("bentoml")
-    (home / "models").mkdir()
-    with pytest.MonkeyPatch.context() as mp, BentoMLContainer.model_store.patch(ModelStore(home / "models")):
-        mp.setenv("BENTOML_HOME", str(home))
-        yield home
 
 
 @pytest.fixture

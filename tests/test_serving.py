@@ -12,8 +12,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import schemathesis
-from bentoml._internal.configuration.containers import BentoMLContainer
-from bentoml._internal.models import ModelStore
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
@@ -72,15 +70,6 @@ def _event(record: object) -> object:
 
 def body(symbol: str, i: int, j: int) -> dict:
     return request_body(symbol, BARS_.iloc[i:j])
-
-
-@pytest.fixture(scope="module")
-def bento_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    home = tmp_path_factory.mktemp("bentoml")
-    (home / "models").mkdir()
-    with pytest.MonkeyPatch.context() as mp, BentoMLContainer.model_store.patch(ModelStore(home / "models")):
-        mp.setenv("BENTOML_HOME", str(home))
-        yield home
 
 
 @pytest.fixture(scope="module")
