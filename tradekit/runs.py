@@ -129,7 +129,7 @@ def load_data(
         raise ValueError(f"data must name a 'sample', 'synthetic', 'store' or 'file', got {sorted(ref)}")
     return bars.iloc[slice(*ref["rows"])] if "rows" in ref else bars
 
-# %% ../nbs/12_runs.ipynb #211bca34
+# %% ../nbs/12_runs.ipynb #9b715bcb
 @dataclass
 class RunOutput:
     "What a runnable kind returns."
@@ -143,7 +143,7 @@ class RunOutput:
 class RunManifest(BaseModel):
     "Everything needed to show, compare and repeat one run."
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="strings")  # JSON has no inf: "Infinity"
     id: str = PField(default_factory=lambda: uuid.uuid4().hex[:12])
     kind: str  # `package.module:function`, a runnable
     spec: dict[str, Any]  # its parameters, the data reference included
@@ -224,7 +224,7 @@ def return_stats(
     vol = r.rolling(int(spec.get("window", 20))).std().iloc[-1]
     return RunOutput({"mean": r.mean(), "std": r.std(), "last_vol": vol, "total": r.sum()})
 
-# %% ../nbs/12_runs.ipynb #7f26fae2
+# %% ../nbs/12_runs.ipynb #f2bfca28
 class UnknownRun(TradekitError, LookupError):
     "No run with that id."
 
@@ -255,9 +255,7 @@ def save_run(
         path.write_text(run.to_json())
     if engine is not None:
         SQLModel.metadata.create_all(engine, tables=[RunRow.__table__])
-        row = RunRow(
-            id=run.id, kind=run.kind, started_at=run.started_at, manifest=run.model_dump(mode="json")
-        )
+        row = RunRow(id=run.id, kind=run.kind, started_at=run.started_at, manifest=json.loads(run.to_json()))
         with Session(engine) as session:
             session.merge(row)
             session.commit()
