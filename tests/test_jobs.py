@@ -13,7 +13,6 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 from test_cli import TRADEKIT, run_cli
-from test_registry import bento_home  # noqa: F401  (autouse: a BentoML store in a temp dir, kernels included)
 from typer.testing import CliRunner
 
 from tradekit.cli import app
@@ -30,7 +29,10 @@ from tradekit.jobs import (
 )
 from tradekit.registry import Stage, list_models
 
-pytestmark = pytest.mark.filterwarnings("ignore:GitWildMatchPattern:DeprecationWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:GitWildMatchPattern:DeprecationWarning"),
+    pytest.mark.usefixtures("bento_home"),  # a BentoML store in a temp dir, the job kernels' included
+]
 TEST_ENV = {"TRADEKIT_PROFILE": "test", "TRADEKIT_KAFKA_BOOTSTRAP": ""}
 
 
