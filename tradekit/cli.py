@@ -778,8 +778,8 @@ def serve_build(
 ) -> None:
     "Build the decision bento into the local BentoML store and export it as a .bento file."
     with one_line_errors(ctx):
-        path = build_bento(out_dir=out, version=version)
-    console.print(f"built and exported {path}")
+        built = build_bento(out_dir=out, version=version)
+    console.print(f"built {built.tag} into the BentoML store, exported {built.path}")
 
 
 @serve_app.command("run")

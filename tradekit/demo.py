@@ -30,7 +30,7 @@ from .features.sets import CORE_FEATURES, FeatureStream, compute_features
 from .jobs import run_job
 from .models.training import TrainSpec, train
 from .registry import PromotionRule, apply_promotion_rule, fingerprint, register
-from .serving.bento import running_service, service_env
+from .serving.bento import build_bento, running_service, service_env
 from .serving.engine import Decision, ServingSpec, request_body
 from .serving.stream import to_event
 from .services import Services, ensure_topics, open_services
@@ -95,7 +95,7 @@ def run_demo(
             ("register + promote", f"bentoml store + {db}", _register),
             ("backtest job", "papermill + vectorbt", _backtest_job),
             ("paper trading", f"kafka {svc.bootstrap} -> execution", _paper_trading),
-            ("decision service", "bentoml serve -> http -> kafka -> execution", _serving),
+            ("decision service", "bentoml build + serve -> http -> kafka -> execution", _serving),
         ]
         return [_timed(step, backend, lambda f=f: f(demo)) for step, backend, f in steps]
 
@@ -219,8 +219,9 @@ def _serving(demo: _Demo) -> str:
     bars, run = demo.out["bars"].iloc[-260:], demo.run_id[:8]
     spec = ServingSpec(model=TrainSpec().name, symbols=(f"SPX-{run}",), account=f"serve-{run}", band=0.0)
     key = {"X-API-Key": create_api_key(demo.svc.engine, f"demo-{run}", [Scope.trade])}
-    decisions, ms = [], []
-    with running_service(service_env(demo.svc.settings, spec)) as url, httpx.Client(base_url=url) as http:
+    decisions, ms, bento = [], [], build_bento(version=f"demo-{run}")
+    env = service_env(demo.svc.settings, spec)
+    with running_service(env, bento=bento.tag) as url, httpx.Client(base_url=url) as http:
         for window in [bars.iloc[:201], *(bars.iloc[i : i + 1] for i in range(201, len(bars)))]:
             t0 = time.perf_counter()
             r = http.post("/decide", json=request_body(spec.symbols[0], window), headers=key)
@@ -230,6 +231,7 @@ def _serving(demo: _Demo) -> str:
     result = paper_session(demo.svc.settings, bars.iloc[200:], events, spec.symbols[0], spec.account)
     filled = int((result.orders.status == "filled").sum()) if len(result.orders) else 0
     return (
+        f"bento {bento.tag} ({bento.path.stat().st_size / 1e6:.1f} MB in bentos/): "
         f"{len(decisions)} requests to {decisions[-1].model} (HTTP p50 {np.median(ms[1:]):.1f} ms) -> "
         f"{len(events)} buy/sell decisions -> {len(result.orders)} orders ({filled} filled), "
         f"{len(result.fills)} fills"

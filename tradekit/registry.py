@@ -368,11 +368,21 @@ def apply_promotion_rule(
     return PromotionDecision(promoted, reason)
 
 
+def _in_store(tag: str) -> bool:
+    try:
+        bentoml.models.get(tag)
+    except NotFound:
+        return False
+    return True
+
+
 def _judge(rule: PromotionRule, new: ModelRecord, old: ModelRecord | None) -> tuple[bool, str]:
     if old is None:
         return True, "no production version yet"
     if old.version == new.version:
         return False, f"v{new.version} is already in production"
+    if not _in_store(old.bento_tag):  # e.g. a registry database shared with a machine whose store was wiped
+        return True, f"production v{old.version} is not in this BentoML store, so it cannot be served"
     folds = new.params.get("folds"), old.params.get("folds")
     if folds[0] is None or folds[0] != folds[1]:
         return False, f"not the same folds: v{new.version} {folds[0]!r}, v{old.version} {folds[1]!r}"

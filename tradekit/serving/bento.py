@@ -26,9 +26,11 @@ from collections.abc import Iterator, Mapping
 from contextlib import chdir, contextmanager
 from importlib.util import find_spec
 from pathlib import Path
+from typing import NamedTuple
 
 import bentoml
 import yaml
+from bentoml._internal.configuration.containers import BentoMLContainer
 
 from ..config import Settings
 from ..errors import ServiceUnavailable
@@ -36,18 +38,25 @@ from .engine import ServingSpec
 from ..services import free_port
 
 # %% auto #0
-__all__ = ['BENTO_DIR', 'build_bento', 'serve_args', 'run_service', 'service_env', 'running_service']
+__all__ = ['BENTO_DIR', 'BuiltBento', 'build_bento', 'serve_args', 'run_service', 'service_env', 'running_service']
 
 # %% ../../nbs/84_serving.bento.ipynb #ba8ab306
 BENTO_DIR = Path(find_spec("tradekit").origin).parents[1] / "bentos" / "decision"  # in a source checkout
+
+
+class BuiltBento(NamedTuple):
+    "A bento in the local store and the file it was exported to."
+
+    tag: str  # name:version, for `bentoml serve` / `running_service(bento=...)`
+    path: Path  # the exported .bento
 
 
 def build_bento(
     bento_dir: Path = BENTO_DIR,  # the folder with service.py and bentofile.yaml
     out_dir: Path | None = None,  # where the .bento file goes; `bento_dir`'s parent by default
     version: str | None = None,  # the bento version; BentoML makes one up by default
-) -> Path:
-    "Build the tradekit wheel, `bentoml build` `bento_dir` into the local store, export it; the .bento path."
+) -> BuiltBento:
+    "Build the tradekit wheel, `bentoml build` `bento_dir` into the local store, export it to a .bento file."
     bento_dir = Path(bento_dir).resolve()
     wheels = bento_dir / "wheels"
     shutil.rmtree(wheels, ignore_errors=True)
@@ -62,7 +71,7 @@ def build_bento(
         bento = bentoml.bentos.build(**config, version=version, build_ctx=str(bento_dir))
     out = Path(out_dir or bento_dir.parent) / f"{bento.tag.name}-{bento.tag.version}.bento"
     out.parent.mkdir(parents=True, exist_ok=True)
-    return Path(bentoml.bentos.export_bento(bento.tag, str(out)))
+    return BuiltBento(str(bento.tag), Path(bentoml.bentos.export_bento(bento.tag, str(out))))
 
 # %% ../../nbs/84_serving.bento.ipynb #48cd2989
 def serve_args(
@@ -87,8 +96,10 @@ def service_env(
     settings: Settings,  # what the service should use
     spec: ServingSpec | None = None,  # what it should serve; the service's environment decides by default
 ) -> dict[str, str]:
-    "`TRADEKIT_*` variables that make a service process use `settings` (and `spec`)."
+    "`TRADEKIT_*` variables that make a service process use `settings` (and `spec`) and this BentoML store."
     env = {"TRADEKIT_PROFILE": settings.profile, "TRADEKIT_DATABASE_URL": settings.database}
+    # the store this process registers into: BentoML fixes it on first use, BENTOML_HOME may have moved since
+    env["BENTOML_HOME"] = str(Path(BentoMLContainer.model_store.get()._path).parent)
     env |= {"TRADEKIT_DATA_DIR": str(settings.data_dir), "TRADEKIT_REDIS_URL": settings.redis_url or ""}
     env |= {"TRADEKIT_KAFKA_BOOTSTRAP": settings.kafka_bootstrap or ""}
     if settings.settings_file is not None:
