@@ -40,11 +40,11 @@ _log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['UtcTime', 'Positive', 'NonNegative', 'Side', 'OrderStatus', 'EVENT_TYPES', 'AnyEvent', 'TICKS', 'BARS', 'FEATURES',
-           'DECISIONS', 'ORDERS', 'ORDER_UPDATES', 'FILLS', 'RISK_ALERTS', 'DLQ', 'TOPICS', 'ROUTES', 'Event',
-           'TickReceived', 'BarClosed', 'FeaturesComputed', 'DecisionMade', 'SubmitOrder', 'OrderUpdated',
-           'OrderFilled', 'RiskAlertRaised', 'InvalidEvent', 'encode', 'decode', 'Route', 'publish', 'derived_id',
-           'ProcessedEvent', 'bulk_insert', 'Handler', 'InvalidHandler', 'ConsumeStats', 'dead_letter', 'consume',
-           'consumer_lag', 'prune_processed', 'replay', 'file_events', 'publish_file']
+           'DECISIONS', 'ORDERS', 'ORDER_UPDATES', 'FILLS', 'RISK_ALERTS', 'DLQ', 'TOPICS', 'ROUTES', 'STALL_AFTER_S',
+           'MAX_FETCH_WAIT_MS', 'Event', 'TickReceived', 'BarClosed', 'FeaturesComputed', 'DecisionMade', 'SubmitOrder',
+           'OrderUpdated', 'OrderFilled', 'RiskAlertRaised', 'InvalidEvent', 'encode', 'decode', 'Route', 'publish',
+           'derived_id', 'ProcessedEvent', 'bulk_insert', 'Handler', 'InvalidHandler', 'ConsumeStats', 'dead_letter',
+           'consume', 'consumer_lag', 'prune_processed', 'replay', 'file_events', 'publish_file']
 
 # %% ../nbs/75_events.ipynb #f4fa14af
 UtcTime = Annotated[datetime, msgspec.Meta(tz=True)]
@@ -326,6 +326,7 @@ class ConsumeStats:
     handled: int = 0  # events whose effect was committed
     duplicates: int = 0  # events this group had already processed, skipped
     dead_lettered: int = 0  # records sent to the dead-letter topic
+    fetch_wait_ms: int = 0  # the fetch wait it ended with (`consume` lengthens one the broker cannot answer)
 
     @property
     def records(self) -> int:
@@ -440,41 +441,87 @@ def consume(
         check_int("max_events", max_events, 1)
     topics = [topics] if isinstance(topics, str) else list(topics)
     ensure_topics(bootstrap, *topics, dlq_topic)
-    own = consumer or make_consumer(
-        bootstrap, *topics, group_id=group_id, backend=backend, fetch_wait_ms=fetch_wait_ms
-    )
+    reopen = lambda wait: make_consumer(
+        bootstrap, *topics, group_id=group_id, backend=backend, fetch_wait_ms=wait
+    )  # fmt: skip
+    feed = _Feed(consumer or reopen(fetch_wait_ms), group_id, fetch_wait_ms, None if consumer else reopen)
     run = _Run(group_id, handler, engine, producer or make_producer(bootstrap, backend), dlq_topic)
     try:
-        _loop(own, run, max_events, stop or (lambda: False), idle_timeout, lag_every_s)
+        _loop(feed, run, max_events, stop or (lambda: False), idle_timeout, lag_every_s)
     finally:
         if consumer is None:
-            own.close()
+            feed.consumer.close()
         if producer is None:
             run.producer.close()
+    run.stats.fetch_wait_ms = feed.wait_ms
     return run.stats
 
 
+STALL_AFTER_S, MAX_FETCH_WAIT_MS = 2.0, 1000
+
+
+@dataclass
+class _Feed:
+    "The consumer `consume` polls, reopened with a 4x longer fetch wait when the broker answers no fetch."
+
+    consumer: Consumer
+    group: str
+    wait_ms: int
+    reopen: Callable[[int], Consumer] | None  # None: the caller's consumer, which is only warned about
+    empty_since: float | None = None
+
+    def poll(self, limit: int) -> list:
+        "One poll; after `STALL_AFTER_S` of empty polls with records to read, lengthen the fetch wait."
+        records = self.consumer.poll(200, limit)
+        now = time.monotonic()
+        if records or self.empty_since is None:
+            self.empty_since = None if records else now
+        elif now - self.empty_since > STALL_AFTER_S:
+            self.empty_since = now
+            self._unstall()
+        return records
+
+    def _unstall(self) -> None:
+        "Tansu's memory storage answers no waiting fetch once reading its log takes longer than the wait."
+        try:
+            behind = sum(consumer_lag(self.consumer).values())
+        except Exception as e:  # a lag reading must never stop the consumer
+            _log.debug("consumer lag of group %s not measured: %r", self.group, e)
+            return
+        if behind <= 0:
+            return
+        wider = min(self.wait_ms * 4, MAX_FETCH_WAIT_MS)
+        what = f"group {self.group}: {behind} records to read, fetches empty for {STALL_AFTER_S:g} s"
+        if self.reopen is None or wider == self.wait_ms:
+            _log.warning("%s at fetch wait %d ms", what, self.wait_ms)
+            return
+        _log.warning("%s: fetch wait %d -> %d ms", what, self.wait_ms, wider)
+        self.consumer.commit(wait=True)
+        self.consumer.close()
+        self.consumer, self.wait_ms = self.reopen(wider), wider
+
+
 def _loop(
-    consumer: Consumer, run: _Run, max_events: int | None, stop: Callable[[], bool], idle: float | None,
+    feed: _Feed, run: _Run, max_events: int | None, stop: Callable[[], bool], idle: float | None,
     lag_every: float | None,
 ) -> None:  # fmt: skip
     "Poll, apply, commit (not waiting: a lost commit is a re-delivery, which is skipped); wait at the end."
     last = next_lag = time.monotonic()
     while not stop() and (max_events is None or run.stats.records < max_events):
         limit = 500 if max_events is None else min(500, max_events - run.stats.records)
-        records = consumer.poll(200, limit)
+        records = feed.poll(limit)
         if records:
             run.process(records)
-            consumer.commit()  # False after a rebalance: the partition's new owner re-reads and skips
+            feed.consumer.commit()  # False after a rebalance: the partition's new owner re-reads and skips
             last = time.monotonic()
         elif idle is not None and time.monotonic() - last > idle:
             break
         if lag_every is not None and time.monotonic() >= next_lag:
-            _export_lag(consumer, run.group)
+            _export_lag(feed.consumer, run.group)
             next_lag = time.monotonic() + lag_every
-    consumer.commit(wait=True)
+    feed.consumer.commit(wait=True)
     if lag_every is not None:
-        _export_lag(consumer, run.group)
+        _export_lag(feed.consumer, run.group)
 
 
 def consumer_lag(consumer: Consumer) -> dict[str, int]:
