@@ -4,6 +4,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from bentoml._internal.bento.bento import BentoStore
 from bentoml._internal.configuration.containers import BentoMLContainer
 from bentoml._internal.models import ModelStore
 from sqlalchemy import Engine
@@ -49,8 +50,14 @@ def engine(settings: Settings) -> Iterator[Engine]:
 @pytest.fixture(scope="module")
 def bento_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     "A BentoML store in a temp dir, for this process (BentoML reads BENTOML_HOME once) and its children."
-    home = tmp_path_factory.mktemp("bentoml")
-    (home / "models").mkdir()
-    with pytest.MonkeyPatch.context() as mp, BentoMLContainer.model_store.patch(ModelStore(home / "models")):
+    home, c = tmp_path_factory.mktemp("bentoml"), BentoMLContainer
+    for store in ("models", "bentos", "envs", "tmp"):
+        (home / store).mkdir()
+    with (
+        pytest.MonkeyPatch.context() as mp,
+        c.bentoml_home.patch(str(home)),
+        c.model_store.patch(ModelStore(home / "models")),
+        c.bento_store.patch(BentoStore(home / "bentos")),
+    ):
         mp.setenv("BENTOML_HOME", str(home))
         yield home

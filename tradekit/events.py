@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, NamedTuple, Protocol, Union
 
 import msgspec
-from sqlalchemy import Column, Connection, Engine, Table, delete, insert
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Column, Connection, Engine, Table, delete, insert, text
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, select
 
@@ -404,7 +404,12 @@ class _Run:
                 on_invalid(record, error, session)
 
 # %% ../nbs/75_events.ipynb #4ef3759f
-_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+# one statement of four parameters whatever the batch size: psycopg caches it, parses no 2,000-value query
+_RECORD_PG = text(
+    "INSERT INTO processed_events (consumer_group, event_id, event_type, processed_at) "
+    "SELECT :group, id, type, :at FROM unnest(CAST(:ids AS uuid[]), CAST(:types AS text[])) AS u(id, type) "
+    "ON CONFLICT DO NOTHING RETURNING event_id"
+)
 
 
 def _record_new(conn: Connection, group: str, events: list[Event]) -> list[Event]:
@@ -412,11 +417,17 @@ def _record_new(conn: Connection, group: str, events: list[Event]) -> list[Event
     firsts: dict[uuid.UUID, Event] = {}
     for e in events:
         firsts.setdefault(e.id, e)
-    unique = list(firsts.values())
-    row, t = dict(consumer_group=group, processed_at=datetime.now(UTC)), ProcessedEvent.__table__
-    rows = [dict(event_id=e.id, event_type=type(e).__name__, **row) for e in unique]
-    stmt = _INSERTS[conn.dialect.name](t).on_conflict_do_nothing().returning(t.c.event_id)
-    inserted = set(conn.execute(stmt, rows).scalars())
+    unique, now, t = list(firsts.values()), datetime.now(UTC), ProcessedEvent.__table__
+    if conn.dialect.name == "postgresql":
+        ids, types = [e.id for e in unique], [type(e).__name__ for e in unique]
+        found = conn.execute(_RECORD_PG, dict(group=group, at=now, ids=ids, types=types))
+    else:
+        rows = [
+            dict(consumer_group=group, event_id=e.id, event_type=type(e).__name__, processed_at=now)
+            for e in unique
+        ]
+        found = conn.execute(sqlite.insert(t).on_conflict_do_nothing().returning(t.c.event_id), rows)
+    inserted = set(found.scalars())
     return [e for e in unique if e.id in inserted]
 
 # %% ../nbs/75_events.ipynb #61fd91ec

@@ -16,6 +16,7 @@ from __future__ import annotations
 import getpass
 import json
 import math
+import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +26,9 @@ from typing import Any, Literal
 
 import bentoml
 import pandas as pd
+from bentoml._internal.bento.bento import BentoStore
+from bentoml._internal.configuration.containers import BentoMLContainer
+from bentoml._internal.models import ModelStore
 from bentoml.exceptions import NotFound
 from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PField
@@ -40,9 +44,27 @@ from .services import table_args
 from .store import UTCDateTime
 
 # %% auto #0
-__all__ = ['ALLOWED_MOVES', 'FEATURE_SET_FILE', 'Stage', 'UnknownModel', 'InvalidTransition', 'ModelRecord', 'StageTransition',
-           'register', 'list_models', 'history', 'get_version', 'load_bento', 'load_version', 'get_production',
-           'load_production', 'promote', 'rollback', 'PromotionRule', 'PromotionDecision', 'apply_promotion_rule']
+__all__ = ['ALLOWED_MOVES', 'FEATURE_SET_FILE', 'use_bentoml_home', 'bentoml_home', 'Stage', 'UnknownModel', 'InvalidTransition',
+           'ModelRecord', 'StageTransition', 'register', 'list_models', 'history', 'get_version', 'load_bento',
+           'load_version', 'get_production', 'load_production', 'promote', 'rollback', 'PromotionRule',
+           'PromotionDecision', 'apply_promotion_rule']
+
+# %% ../nbs/50_registry.ipynb #11ddb430
+def use_bentoml_home(home: Path | str) -> Path:
+    "Put this process's BentoML model and bento stores in `home`; processes it starts inherit `BENTOML_HOME`."
+    home = Path(home)
+    for store in ("models", "bentos", "envs", "tmp"):  # as BentoML makes them
+        (home / store).mkdir(parents=True, exist_ok=True)
+    os.environ["BENTOML_HOME"] = str(home)
+    BentoMLContainer.bentoml_home.set(str(home))
+    BentoMLContainer.model_store.set(ModelStore(home / "models"))
+    BentoMLContainer.bento_store.set(BentoStore(home / "bentos"))
+    return home
+
+
+def bentoml_home() -> Path:
+    "The folder of this process's model store: what a child process needs as `BENTOML_HOME`."
+    return Path(BentoMLContainer.model_store.get()._path).parent  # no public accessor in BentoML 1.4
 
 # %% ../nbs/50_registry.ipynb #e528ae8c
 class Stage(StrEnum):

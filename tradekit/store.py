@@ -118,7 +118,8 @@ class UTCDateTime(TypeDecorator):
     def process_bind_param(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        ts = _utc(value).to_pydatetime()
+        # an aware UTC datetime (what tradekit writes) as it is: pandas' conversion costs ~14 µs a value
+        ts = value if type(value) is datetime and value.tzinfo is UTC else _utc(value).to_pydatetime()
         return ts.replace(tzinfo=None) if dialect.name == "sqlite" else ts
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:

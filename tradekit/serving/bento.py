@@ -30,9 +30,9 @@ from typing import NamedTuple
 
 import bentoml
 import yaml
-from bentoml._internal.configuration.containers import BentoMLContainer
 
 from ..config import Settings
+from ..registry import bentoml_home
 from ..errors import ServiceUnavailable
 from .engine import ServingSpec
 from ..services import free_port
@@ -98,8 +98,7 @@ def service_env(
 ) -> dict[str, str]:
     "`TRADEKIT_*` variables that make a service process use `settings` (and `spec`) and this BentoML store."
     env = {"TRADEKIT_PROFILE": settings.profile, "TRADEKIT_DATABASE_URL": settings.database}
-    # the store this process registers into: BentoML fixes it on first use, BENTOML_HOME may have moved since
-    env["BENTOML_HOME"] = str(Path(BentoMLContainer.model_store.get()._path).parent)
+    env["BENTOML_HOME"] = str(bentoml_home())  # this process's store, wherever BENTOML_HOME points now
     env |= {"TRADEKIT_DATA_DIR": str(settings.data_dir), "TRADEKIT_REDIS_URL": settings.redis_url or ""}
     env |= {"TRADEKIT_KAFKA_BOOTSTRAP": settings.kafka_bootstrap or ""}
     if settings.settings_file is not None:
