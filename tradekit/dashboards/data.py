@@ -278,7 +278,7 @@ class LiveSnapshot:
     prices: pd.Series  # closes of `symbol`
     symbol: str | None
     latency: pd.Series  # decision latency histogram, `scrape_histogram`
-    production: list[ModelRecord]  # every production version
+    production: list[ModelRecord]  # the watched model's production version (none or one)
     health: ModelHealth
 
     @property
@@ -295,7 +295,7 @@ def live_snapshot(
 ) -> LiveSnapshot:
     "Read the account's book, its decisions and alerts, the production models and the watched model's health."
     now, account = datetime.now(UTC), spec.account or latest_account(engine)
-    production = [r for r in list_models(engine) if r.stage == Stage.production]
+    production = [r for r in list_models(engine) if r.stage == Stage.production and r.name == spec.model]
     health = model_health(engine, store, spec.model, spec.window, cache)
     if account is None:
         empty = pd.DataFrame()
