@@ -30,4 +30,4 @@ lint: install
 
 test: install services check-export lint
 	$(BIN)/nbdev-test --flags services
-	$(BIN)/pytest tests --nbval-lax nbs/tutorials
+	$(BIN)/pytest tests --nbval-lax nbs/tutorials --durations=20

@@ -12,7 +12,7 @@ All in one run, on a Tansu broker this script starts on loopback and the Postgre
    - latency: 10,000 decisions published open loop at a fixed rate; decision published -> the service
      publishes `OrderUpdated(accepted)` (both stamps are `producer_time`, set by `tradekit.events.publish`);
    - throughput: 10,000 decisions and 2,000 ticks published first, then consumed; events/s between the first
-     and the last batch the service stored.
+     and the last batch the service stored; then the same for 50,000 ticks alone (market data in, no orders).
 
 Run: `.venv/bin/python benchmarks/execution.py` (about three minutes; its rows are deleted at the end).
 """
@@ -50,7 +50,7 @@ from tradekit.execution.service import (
 from tradekit.kafka_client import BACKENDS, make_consumer, make_producer
 from tradekit.services import EmbeddedBroker, ensure_topics, open_database
 
-N_DECISIONS, N_TICKS, N_RAW, ROUND_TRIPS = 10_000, 2_000, 50_000, 300
+N_DECISIONS, N_TICKS, N_RAW, ROUND_TRIPS, N_TICKS_ONLY = 10_000, 2_000, 50_000, 300, 50_000
 PHASES = ((100, 1_000), (250, 2_500), (500, N_DECISIONS))  # (decisions/s, decisions), open loop
 LIMITS = dict(max_position=1e9, max_notional=1e12, max_orders_per_second=1_000_000, price_band=0.5)
 # the service's fetch wait in the pipeline. Below 10 ms, consumers of either library stopped receiving records
@@ -246,14 +246,16 @@ def paced(producer: Any, topic: str, account: str, symbol: str, price: float, ra
     return sent
 
 
-def throughput(settings: Settings, backend: str, tag: str) -> tuple[float, int, int]:
+def throughput(
+    settings: Settings, backend: str, tag: str, n_ticks: int = N_TICKS, n_decisions: int = N_DECISIONS
+) -> tuple[float, int, int]:
     "events/s through the service (ticks and decisions published first), and the orders and fills it made."
     bootstrap, account, symbol = settings.kafka_bootstrap, f"bench-thr-{tag}", f"T{tag}"
     topic = f"bench.execution.throughput.v1.{tag}"
     spec = ExecutionSpec(
         group_id=account, decisions_topic=topic, ticks_topic=topic, fetch_wait_ms=FETCH_WAIT_MS[backend]
     )
-    events = stream(account, symbol, N_TICKS, N_DECISIONS)
+    events = stream(account, symbol, n_ticks, n_decisions)
     ensure_topics(bootstrap, topic, *OUTPUT_TOPICS)
     producer = make_producer(bootstrap, "confluent-kafka", linger_ms=5)
     for e in events:
@@ -327,14 +329,19 @@ def report(settings: Settings, tag: str) -> None:
         try:
             for rate, p50, p99, n in latency(settings, backend, f"{i}{tag}"):
                 print(f"| {backend} | {FETCH_WAIT_MS[backend]} ms | {rate} | {n:,} | {p50:.2f} | {p99:.2f} |")
-            thr.append((backend, *throughput(settings, backend, f"{i}{tag}")))
+            mixed, ticks_only = (
+                throughput(settings, backend, f"{i}{tag}"),
+                throughput(settings, backend, f"t{i}{tag}", N_TICKS_ONLY, 0),
+            )
+            thr += [(backend, f"{N_DECISIONS:,} decisions + {N_TICKS:,} ticks", *mixed)]
+            thr += [(backend, f"{N_TICKS_ONLY:,} ticks", *ticks_only)]
         except RuntimeError as e:
             print(f"| {backend} | {FETCH_WAIT_MS[backend]} ms | {e} | | | |")
         sys.stdout.flush()
-    print(f"\n{N_DECISIONS:,} decisions and {N_TICKS:,} ticks published first, then consumed:\n")
-    print("| client | sustained events/s | orders | fills |\n|---|---:|---:|---:|")
-    for backend, rate, orders, fills in thr:
-        print(f"| {backend} | {rate:,.0f} | {orders:,} | {fills:,} |")
+    print("\nEvents published first, then consumed by the service (PostgreSQL):\n")
+    print("| client | events | sustained events/s | orders | fills |\n|---|---|---:|---:|---:|")
+    for backend, what, rate, orders, fills in thr:
+        print(f"| {backend} | {what} | {rate:,.0f} | {orders:,} | {fills:,} |")
 
 
 if __name__ == "__main__":

@@ -12,14 +12,14 @@ from tradekit.services import free_port
 TRADEKIT = [str(Path(sys.executable).parent / "tradekit")]  # the installed console script
 
 
-def run_cli(*args: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+def run_cli(*args: str, tmp_path: Path, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if not k.startswith("TRADEKIT_")}
     return subprocess.run(
         [*TRADEKIT, *args],
         env={**base, "TRADEKIT_DATA_DIR": str(tmp_path), "COLUMNS": "200", **env},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     )
 
 
@@ -29,7 +29,7 @@ def test_help(tmp_path: Path) -> None:
 
 
 def test_demo_prints_round_trip_table(tmp_path: Path) -> None:
-    r = run_cli("demo", tmp_path=tmp_path)
+    r = run_cli("demo", tmp_path=tmp_path, timeout=600)  # ~1 min here; it trains, backtests, builds a bento
     assert r.returncode == 0, r.stderr
     for step in ("database write/read", "cache set/get", "kafka produce/consume"):
         assert step in r.stdout

@@ -188,7 +188,7 @@ def test_schedule_fires_and_stops(settings: Settings, reports: Path, jobs_dir: P
     assert all(r.status != JobStatus.running for r in recent_runs(engine, limit=10))
 
 
-def test_cli_schedule_stops_on_sigterm(tmp_path: Path, reports: Path, jobs_dir: Path) -> None:
+def test_cli_schedule_stops_on_sigterm(tmp_path: Path, reports: Path, jobs_dir: Path, engine: Engine) -> None:
     schedule = tmp_path / "jobs.yaml"
     schedule.write_text("jobs:\n  - {job: tiny, cron: '*/2 * * * * *', params: {sleep: 0.1}}\n")
     env = {**os.environ, "TRADEKIT_DATA_DIR": str(tmp_path), "COLUMNS": "250", **TEST_ENV}
@@ -202,10 +202,15 @@ def test_cli_schedule_stops_on_sigterm(tmp_path: Path, reports: Path, jobs_dir: 
         "--reports-dir",
         str(reports),
     ]
+    before = {r.id for r in recent_runs(engine, "tiny", 50)}
     proc = subprocess.Popen(
         [*TRADEKIT, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    time.sleep(8)
+    deadline = time.monotonic() + 60  # start-up, then a run every 2 s: seconds, longer on a loaded machine
+    while time.monotonic() < deadline and not any(
+        r.id not in before and r.status == JobStatus.succeeded for r in recent_runs(engine, "tiny", 50)
+    ):
+        time.sleep(0.5)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err

@@ -28,12 +28,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import papermill as pm
 import yaml
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from jupyter_client.manager import AsyncKernelManager
-from nbconvert import HTMLExporter
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 from pydantic import Field as PField
 from sqlalchemy import JSON, Column, Engine, Index, Text, text
@@ -138,6 +136,8 @@ def _scalar(raw: str) -> Any:
 # %% ../nbs/65_jobs.ipynb #bc2d7367
 def job_parameters(notebook: Path) -> dict[str, str]:
     "The names in `notebook`'s parameters cell and their defaults, as source text."
+    import papermill as pm  # here, not at the top: with nbformat it adds ~2.5 s to every CLI command
+
     try:
         return {k: v["default"] for k, v in pm.inspect_notebook(str(notebook)).items()}
     except ValueError as e:
@@ -267,6 +267,8 @@ def write_html(
     notebook: Path,  # an executed notebook
 ) -> Path:
     "A static HTML page of `notebook` beside it, its plots embedded as PNG data."
+    from nbconvert import HTMLExporter  # here, not at the top: see `_execute`
+
     body, _ = HTMLExporter().from_filename(str(notebook))
     path = notebook.with_suffix(".html")
     path.write_text(body, encoding="utf-8")
@@ -275,6 +277,8 @@ def write_html(
 
 def _execute(notebook: Path, out: Path, params: dict[str, Any], settings: Settings) -> str | None:
     "Run `notebook` into `out` with papermill, then write its HTML; the error, or None."
+    import papermill as pm  # here, not at the top: papermill and nbformat add ~2.5 s to every CLI command
+
     error = None
     try:
         km = _JobKernel(out.parent, settings_env(settings), kernel_name=KERNEL)
