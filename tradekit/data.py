@@ -115,11 +115,9 @@ def _flow_signs(rng: np.random.Generator, n: int, persistence: float) -> np.ndar
 
 def _spread_ticks(rng: np.random.Generator, n: int, mean: float, phi: float) -> np.ndarray:
     "Spread in whole ticks, >= 1: a rounded AR(1) around `mean`, started at its mean."
-    noise = rng.standard_normal(n) * np.sqrt(1 - phi**2) * 0.5 * mean
-    from scipy.signal import (
-        lfilter,
-    )  # here, not at the top: scipy.signal adds ~1 s to every import of tradekit
+    from scipy.signal import lfilter  # here, not at the top: scipy.signal adds ~1 s to importing tradekit
 
+    noise = rng.standard_normal(n) * np.sqrt(1 - phi**2) * 0.5 * mean
     return np.maximum(1.0, np.round(mean + lfilter([1.0], [1.0, -phi], noise)))
 
 # %% ../nbs/10_data.ipynb #4f6b5a1b

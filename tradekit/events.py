@@ -494,12 +494,7 @@ class _Feed:
 
     def _unstall(self) -> None:
         "Tansu's memory storage answers no waiting fetch once reading its log takes longer than the wait."
-        try:
-            behind = sum(consumer_lag(self.consumer).values())
-        except Exception as e:  # a lag reading must never stop the consumer
-            _log.debug("consumer lag of group %s not measured: %r", self.group, e)
-            return
-        if behind <= 0:
+        if (behind := sum((_measured_lag(self.consumer, self.group) or {}).values())) <= 0:
             return
         wider = min(self.wait_ms * 4, MAX_FETCH_WAIT_MS)
         what = f"group {self.group}: {behind} records to read, fetches empty for {STALL_AFTER_S:g} s"
@@ -544,13 +539,19 @@ def consumer_lag(consumer: Consumer) -> dict[str, int]:
     return lag
 
 
-def _export_lag(consumer: Consumer, group: str) -> None:
-    "Set `CONSUMER_LAG` for each topic `consumer` reads; a failure is only logged (at debug level)."
+def _measured_lag(consumer: Consumer, group: str) -> dict[str, int] | None:
+    "`consumer_lag`, or None when the consumer cannot say (logged at debug level)."
     try:
-        for topic, lag in consumer_lag(consumer).items():
-            CONSUMER_LAG.labels(topic, group).set(lag)
+        return consumer_lag(consumer)
     except Exception as e:  # a lag reading must never stop the consumer
         _log.debug("consumer lag of group %s not measured: %r", group, e)
+        return None
+
+
+def _export_lag(consumer: Consumer, group: str) -> None:
+    "Set `CONSUMER_LAG` for each topic `consumer` reads; a failure is only logged (at debug level)."
+    for topic, lag in (_measured_lag(consumer, group) or {}).items():
+        CONSUMER_LAG.labels(topic, group).set(lag)
 
 # %% ../nbs/75_events.ipynb #e28f27d6
 def prune_processed(
