@@ -205,7 +205,7 @@ def main(args: argparse.Namespace) -> None:
         flush: _in_process(settings, db, name, flush, start) for flush, start in [(0.2, 0), (0.0, 3000)]
     }
     spec = ServingSpec(model=name, symbols=tuple(f"{PREFIX}{i}" for i in range(SYMBOLS)))
-    env = service_env(settings, spec) | {"BENTOML_HOME": os.environ["BENTOML_HOME"]}
+    env = service_env(settings, spec)
     start, rows = 10_000, []  # bars after the in-process ones: every symbol's times keep increasing
     with running_service(env) as url:
         rows += [dict(server="bentoml", **r) for r in _drive(url, key, rates, args.seconds, start)]

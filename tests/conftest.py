@@ -4,12 +4,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bentoml._internal.bento.bento import BentoStore
 from bentoml._internal.configuration.containers import BentoMLContainer
-from bentoml._internal.models import ModelStore
 from sqlalchemy import Engine
 
 from tradekit.config import Settings, load_settings
+from tradekit.registry import use_bentoml_home
 from tradekit.services import EmbeddedBroker, Services, open_database, open_services
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,14 +49,9 @@ def engine(settings: Settings) -> Iterator[Engine]:
 @pytest.fixture(scope="module")
 def bento_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     "A BentoML store in a temp dir, for this process (BentoML reads BENTOML_HOME once) and its children."
-    home, c = tmp_path_factory.mktemp("bentoml"), BentoMLContainer
-    for store in ("models", "bentos", "envs", "tmp"):
-        (home / store).mkdir()
-    with (
-        pytest.MonkeyPatch.context() as mp,
-        c.bentoml_home.patch(str(home)),
-        c.model_store.patch(ModelStore(home / "models")),
-        c.bento_store.patch(BentoStore(home / "bentos")),
-    ):
-        mp.setenv("BENTOML_HOME", str(home))
-        yield home
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BENTOML_HOME", "")  # restored at the end; `use_bentoml_home` sets it
+        yield use_bentoml_home(tmp_path_factory.mktemp("bentoml"))
+    c = BentoMLContainer
+    for provider in (c.bentoml_home, c.model_store, c.bento_store):
+        provider.reset()  # back to BentoML's own store

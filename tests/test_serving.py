@@ -81,7 +81,7 @@ def keys(engine: Engine, bento_home: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def url(settings: Settings, keys: dict[str, str], bento_home: Path) -> Iterator[str]:
     spec = ServingSpec(model=NAME, symbols=SYMBOLS, reload_s=0.3)
-    env = service_env(settings, spec) | {"BENTOML_HOME": str(bento_home), "OMP_NUM_THREADS": "1"}
+    env = service_env(settings, spec) | {"OMP_NUM_THREADS": "1"}
     with running_service(env, timeout=90) as base:
         yield base
 
