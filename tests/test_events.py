@@ -23,6 +23,8 @@ from tradekit.config import Settings
 from tradekit.data import synthetic_bars, synthetic_ticks
 from tradekit.events import (
     DLQ,
+    TICKS,
+    TOPICS,
     Event,
     ProcessedEvent,
     TickReceived,
@@ -333,3 +335,20 @@ def test_cli_events_commands_on_the_confluent_backend(broker: EmbeddedBroker, tm
     assert r.exit_code == 0 and "published 12 ticks" in r.output, r.output
     r = CliRunner().invoke(app, ["events", "replay", "--topic", topic, "--from", "2000-01-01"], env=env)
     assert r.exit_code == 0 and r.output.count('"type"') == 12 and "12 events from" in r.output, r.output
+
+
+def test_cli_create_topics_makes_the_missing_ones_with_the_partitions_asked(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from tradekit.cli import app
+
+    with EmbeddedBroker(log_file=tmp_path / "tansu.log") as fresh:  # no topics yet
+        env = {"TRADEKIT_KAFKA_BOOTSTRAP": fresh.bootstrap}
+        ensure_topics(fresh.bootstrap, TICKS)  # one partition, as a consumer would have made it
+        r = CliRunner().invoke(app, ["events", "create-topics", "--partitions", "3"], env=env)
+        assert r.exit_code == 0, r.output
+        rows = dict(line.split()[1:4:2] for line in r.output.splitlines() if "tradekit." in line)
+        assert rows == {t: "1" if t == TICKS else "3" for t in TOPICS}
+        assert "ticks and decisions can reach different execution processes" in r.output
+        r = CliRunner().invoke(app, ["events", "create-topics", "--partitions", "0"], env=env)
+        assert r.exit_code == 2 and "partitions" in r.output, r.output

@@ -4,6 +4,7 @@ offsets not committed), then restarted: each decision handled once, with the out
 run; bad events and risk failures recorded while the stream goes on; a broker that is down or slow; the
 kill switch."""
 
+import itertools
 import json
 import os
 import signal
@@ -22,6 +23,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from kafka import TopicPartition
+from kafka.partitioner.default import murmur2
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, create_engine, delete, func, select
 from sqlmodel import Session, SQLModel
@@ -261,19 +263,44 @@ def outcomes(engine: Engine, account: str) -> dict:
     }
 
 
+def limited_settings(broker: EmbeddedBroker, tmp_path: Path) -> Settings:
+    "The test profile on `broker`, with the risk `LIMITS`."
+    ini = ROOT / "settings.ini"
+    return load_settings(
+        profile="test", settings_file=ini, kafka_bootstrap=broker.bootstrap, data_dir=tmp_path, risk=LIMITS
+    )
+
+
+def service_process(
+    broker: EmbeddedBroker, tmp_path: Path, script: str, spec: ExecutionSpec, path: Path
+) -> subprocess.Popen:
+    "`script` in a new Python process, as `limited_settings` configure it, given `spec` (JSON) and `path`."
+    env = {**os.environ, "TRADEKIT_PROFILE": "test", "TRADEKIT_SETTINGS": str(ROOT / "settings.ini"),
+           "TRADEKIT_KAFKA_BOOTSTRAP": broker.bootstrap, "TRADEKIT_DATA_DIR": str(tmp_path),
+           **{f"TRADEKIT_RISK__{k.upper()}": str(v) for k, v in LIMITS.items()}}  # fmt: skip
+    return subprocess.Popen([sys.executable, "-c", script, spec.model_dump_json(), path], env=env, cwd=ROOT)
+
+
+def uninterrupted(settings: Settings, spec: ExecutionSpec, events: list[Event], tmp_path: Path) -> Engine:
+    "A SQLite database with what one service, never interrupted, makes of `events`, 500 per transaction."
+    reference = create_engine(f"sqlite:///{tmp_path / 'reference.db'}")
+    SQLModel.metadata.create_all(reference)
+    service = ExecutionService(settings, spec)
+    for i in range(0, len(events), 500):
+        with Session(reference) as session, session.begin():
+            for e in events[i : i + 500]:
+                service(e, session)
+    return reference
+
+
 def test_sigkill_mid_stream_then_restart_handles_each_decision_once(
     broker: EmbeddedBroker, settings: Settings, engine: Engine, run: Run, tmp_path: Path
 ) -> None:
     events = stream(run, 10_000, 2_000)
     decisions = [e for e in events if isinstance(e, DecisionMade)]
     send(broker.bootstrap, run.topic, events)
-    env = {**os.environ, "TRADEKIT_PROFILE": "test", "TRADEKIT_SETTINGS": str(ROOT / "settings.ini"),
-           "TRADEKIT_KAFKA_BOOTSTRAP": broker.bootstrap, "TRADEKIT_DATA_DIR": str(tmp_path),
-           **{f"TRADEKIT_RISK__{k.upper()}": str(v) for k, v in LIMITS.items()}}  # fmt: skip
     stuck = tmp_path / "stuck"
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, run.spec.model_dump_json(), stuck], env=env, cwd=ROOT
-    )
+    child = service_process(broker, tmp_path, CHILD, run.spec, stuck)
     try:
         wait_for(lambda: stuck.exists() or child.poll() is not None, 60)
     finally:
@@ -282,10 +309,7 @@ def test_sigkill_mid_stream_then_restart_handles_each_decision_once(
     stored = count(engine, ProcessedEvent, consumer_group=run.group)
     assert 0 < count(engine, OrderRow, account=run.account) < len(decisions), "not killed mid-stream"
 
-    ini = ROOT / "settings.ini"
-    limited = load_settings(
-        profile="test", settings_file=ini, kafka_bootstrap=broker.bootstrap, data_dir=tmp_path, risk=LIMITS
-    )
+    limited = limited_settings(broker, tmp_path)
     stop, result = threading.Event(), {}
     thread = threading.Thread(
         target=lambda: result.update(stats=run_execution_service(limited, stop=stop.is_set, spec=run.spec))
@@ -314,14 +338,77 @@ def test_sigkill_mid_stream_then_restart_handles_each_decision_once(
     assert np.allclose(got.set_index("order_id").filled_qty.reindex(by_order.index), by_order)
     assert reconcile(engine, run.account) == []
 
-    reference = create_engine(f"sqlite:///{tmp_path / 'reference.db'}")  # the same stream, never interrupted
-    SQLModel.metadata.create_all(reference)
-    service = ExecutionService(limited, run.spec)
-    for i in range(0, len(events), 500):
-        with Session(reference) as session, session.begin():
-            for e in events[i : i + 500]:
-                service(e, session)
+    reference = uninterrupted(limited, run.spec, events, tmp_path)
     assert outcomes(engine, run.account) == outcomes(reference, run.account)
+
+
+SHARING = """
+import json, sys
+from pathlib import Path
+from tradekit.config import load_settings
+from tradekit.execution.service import ExecutionService, ExecutionSpec, run_execution_service
+
+rebalanced = ExecutionService.on_rebalance
+
+
+def told(self, partitions):  # the partitions this process holds, for the test to read
+    Path(sys.argv[2]).write_text(json.dumps(sorted(p for _, p in partitions)))
+    rebalanced(self, partitions)
+
+
+ExecutionService.on_rebalance = told
+run_execution_service(load_settings(), spec=ExecutionSpec.model_validate_json(sys.argv[1]))
+"""
+
+
+def symbol_on(partition: int, partitions: int, tag: str) -> str:
+    "A symbol that Kafka's murmur2 partitioner puts on `partition`."
+    names = (f"S{tag}{i}" for i in itertools.count())
+    return next(n for n in names if (murmur2(n.encode()) & 0x7FFFFFFF) % partitions == partition)
+
+
+def test_two_services_share_the_partitions_and_one_takes_over_after_a_sigkill(
+    broker: EmbeddedBroker, engine: Engine, tmp_path: Path
+) -> None:
+    tag = uuid.uuid4().hex[:10]
+    topic, group = f"tradekit.test.execution.shared.v1.{tag}", f"exec-shared-{tag}"
+    runs = [Run(topic, group, f"acc-{tag}-{p}", symbol_on(p, 4, tag)) for p in range(4)]
+    ensure_topics(broker.bootstrap, topic, *OUTPUT_TOPICS, partitions=4)
+    streams = [stream(r, 1_500, 300, seed=p) for p, r in enumerate(runs)]
+    events = [e for batch in itertools.zip_longest(*streams) for e in batch if e is not None]
+    held = [tmp_path / "held-0", tmp_path / "held-1"]
+    children = [service_process(broker, tmp_path, SHARING, runs[0].spec, path) for path in held]
+    holds = lambda k: json.loads(held[k].read_text()) if held[k].exists() else []  # noqa: E731
+    processed = lambda: count(engine, ProcessedEvent, consumer_group=group)  # noqa: E731
+    try:
+        wait_for(lambda: len(holds(0)) == len(holds(1)) == 2, 60)  # the group settled: two partitions each
+        for i in range(0, len(events), 500):  # ~1,000 events/s: one dies while both are busy
+            send(broker.bootstrap, topic, events[i : i + 500])
+            time.sleep(0.5)
+            if children[1].poll() is None and processed() > len(events) / 3:
+                children[1].send_signal(signal.SIGKILL)
+        assert children[1].wait() == -signal.SIGKILL and held[1].exists()
+        wait_for(lambda: processed() == len(events), 90)  # the survivor took the dead one's partitions over
+        assert holds(0) == [0, 1, 2, 3]
+    finally:
+        for child in children:
+            child.kill()
+            child.wait()
+    limited = limited_settings(broker, tmp_path)
+    reference = uninterrupted(limited, runs[0].spec, events, tmp_path)
+    try:
+        for r, s in zip(runs, streams, strict=True):
+            decisions = {e.id for e in s if isinstance(e, DecisionMade)}
+            got = orders(engine, r)
+            assert len(got) == len(decisions) and set(got.decision_id) == decisions  # each once
+            assert reconcile(engine, r.account) == []
+            assert outcomes(engine, r.account) == outcomes(reference, r.account)
+    finally:
+        with engine.begin() as conn:
+            for model in (OrderRow, FillRow, PositionRow, AuditRow):
+                t = model.__table__
+                conn.execute(delete(t).where(t.c.account.in_([r.account for r in runs])))
+            conn.execute(delete(LastPriceRow.__table__).where(LastPriceRow.__table__.c.group_id == group))
 
 
 def test_bad_events_and_risk_failures_are_recorded_and_the_stream_goes_on(

@@ -29,7 +29,7 @@ from .config import load_settings
 from .dashboards.data import dashboard_url
 from .demo import run_demo
 from .errors import ConfigError, TradekitError
-from .events import encode, publish_file, replay
+from .events import DECISIONS, TICKS, create_topics, encode, publish_file, replay
 from .execution.book import set_kill_switch
 from .execution.service import run_execution_service
 from .jobs import JobRun, JobStatus
@@ -43,11 +43,11 @@ __all__ = ['app', 'services_app', 'console', 'err_console', 'models_app', 'WHO',
            'AuthorOption', 'secrets_app', 'keys_app', 'telegram_app', 'audit_app', 'sweep_app', 'BARS', 'SAMPLE',
            'runs_app', 'RUN_ID', 'serve_app', 'main', 'one_line_errors', 'services_check', 'demo', 'models_list',
            'models_history', 'models_promote', 'models_rollback', 'jobs_run', 'jobs_list', 'jobs_history',
-           'jobs_schedule', 'events_publish_file', 'events_replay', 'execution_run', 'execution_halt',
-           'execution_resume', 'config_get', 'config_set', 'config_history', 'secrets_set', 'secrets_list',
-           'secrets_rotate', 'keys_create', 'keys_revoke', 'telegram_run', 'audit_lookahead_cmd', 'sweep_sma_cross',
-           'runs_show', 'runs_list', 'runs_diff', 'runs_rerun', 'reconcile_cmd', 'serve_build', 'serve_run',
-           'dashboard']
+           'jobs_schedule', 'events_publish_file', 'events_replay', 'events_create_topics', 'execution_run',
+           'execution_halt', 'execution_resume', 'config_get', 'config_set', 'config_history', 'secrets_set',
+           'secrets_list', 'secrets_rotate', 'keys_create', 'keys_revoke', 'telegram_run', 'audit_lookahead_cmd',
+           'sweep_sma_cross', 'runs_show', 'runs_list', 'runs_diff', 'runs_rerun', 'reconcile_cmd', 'serve_build',
+           'serve_run', 'dashboard']
 
 # %% ../nbs/99_cli.ipynb #4a97d568
 app = typer.Typer(help="tradekit: AI trading from research notebooks to production.", no_args_is_help=True)
@@ -351,6 +351,28 @@ def events_replay(
             _bootstrap(settings), topic, utc(since), show, utc(until), limit, backend=settings.kafka_backend
         )
     err_console.print(f"{n} events from {topic}")
+
+# %% ../nbs/99_cli.ipynb #c5e2a9d7
+@events_app.command("create-topics")
+def events_create_topics(
+    ctx: typer.Context,
+    partitions: Annotated[
+        int, typer.Option(min=1, help="For each topic created: at least the processes that share a group.")
+    ] = 1,
+) -> None:
+    "Create tradekit's missing topics and print each topic's partition count."
+    with one_line_errors(ctx):
+        settings = load_settings()
+        counts = create_topics(_bootstrap(settings), partitions, settings.kafka_backend)
+    table = Table("topic", "partitions")
+    for topic, n in counts.items():
+        table.add_row(topic, str(n))
+    console.print(table)
+    if counts[TICKS] != counts[DECISIONS]:
+        err_console.print(
+            f"[yellow]ticks has {counts[TICKS]} partitions, decisions {counts[DECISIONS]}: a symbol's "
+            "ticks and decisions can reach different execution processes[/yellow]"
+        )
 
 # %% ../nbs/99_cli.ipynb #e2b12cef
 execution_app = typer.Typer(help="The execution service and its kill switch.", no_args_is_help=True)

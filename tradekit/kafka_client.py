@@ -3,7 +3,7 @@
 
 `make_consumer(bootstrap, *topics, group_id=..., backend=...)` and `make_producer(bootstrap, backend=...)` give
 a consumer (`poll`, `commit`, `close`, `partitions`/`offsets_for_time`/`end_offsets`/`assign` for replay, and
-`positions` for lag) and a producer (`send`, `flush`, `close`) that `tradekit.events` uses the same way
+`positions` for lag, `assignment` for rebalances) and a producer (`send`, `flush`, `close`) that `tradekit.events` uses the same way
 whichever library is behind.
 
 Docs: https://github.com/tradekit/tradekit/tree/main/nbs/kafka_client.html.md"""
@@ -53,6 +53,7 @@ class Consumer(Protocol):
     def end_offsets(self, topic: str, partitions: list[int]) -> dict[int, int]: ...
     def assign(self, topic: str, offsets: dict[int, int]) -> None: ...
     def positions(self) -> dict[str, dict[int, int]]: ...
+    def assignment(self) -> frozenset[tuple[str, int]]: ...
 
 
 def _by_topic(found: Iterable[tuple[str, int, int | None]]) -> dict[str, dict[int, int]]:
@@ -120,6 +121,9 @@ class KafkaPythonConsumer:
             (tp.topic, tp.partition, self.raw.position(tp, 1000)) for tp in self.raw.assignment()
         )
 
+    def assignment(self) -> frozenset[tuple[str, int]]:
+        return frozenset((tp.topic, tp.partition) for tp in self.raw.assignment())
+
 # %% ../nbs/03_kafka_client.ipynb #eec40019
 def _confluent() -> Any:
     try:
@@ -185,6 +189,9 @@ class ConfluentConsumer:
             (tp.topic, tp.partition, tp.offset) for tp in self.raw.position(self.raw.assignment())
         )
 
+    def assignment(self) -> frozenset[tuple[str, int]]:
+        return frozenset((tp.topic, tp.partition) for tp in self.raw.assignment())
+
 # %% ../nbs/03_kafka_client.ipynb #05442168
 class ConfluentProducer:
     "A confluent-kafka producer behind `Producer`; `flush` raises the first delivery that failed."
@@ -197,6 +204,7 @@ class ConfluentProducer:
                 "acks": "all",
                 "linger.ms": linger_ms,
                 "log.connection.close": False,
+                "partitioner": "murmur2_random",  # kafka-python's and Java's: a key lands on one partition
             }
         )
         self._failed: Any = None

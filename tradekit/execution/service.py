@@ -146,8 +146,8 @@ def _signed(side: str, qty: float) -> float:
 def _load_state(session: Session, group: str, broker: Broker) -> _State:
     "The service's cache as the tables have it: open orders back into `broker`, last trades, order windows."
     conn, o, lp, state = session.connection(), OrderRow.__table__, LastPriceRow.__table__, _State(broker)
-    mine = select(o).where(o.c.group_id == group, o.c.status.in_(OPEN)).order_by(o.c.created_at)
-    for r in conn.execute(mine):
+    mine = o.c.group_id == group
+    for r in conn.execute(select(o).where(mine, o.c.status.in_(OPEN)).order_by(o.c.created_at)):
         order = SubmitOrder(
             id=derived_id(r.order_id, "restored"), event_time=r.created_at, account=r.account,
             symbol=r.symbol, side=r.side, qty=r.qty, order_id=r.order_id, order_type=r.order_type,
@@ -157,16 +157,15 @@ def _load_state(session: Session, group: str, broker: Broker) -> _State:
         state.open[r.order_id] = _Open(order, r.status, r.filled_qty, r.fills)
         state.pending[(r.account, r.symbol)] += _signed(r.side, r.qty - r.filled_qty)
     state.last = dict(conn.execute(select(lp.c.symbol, lp.c.price).where(lp.c.group_id == group)).all())
-    latest = conn.execute(select(func.max(o.c.created_at)).where(o.c.group_id == group)).scalar()
-    if latest is not None:
+    latest_orders = select(o.c.account, func.max(o.c.created_at)).where(mine).group_by(o.c.account)
+    for account, latest in conn.execute(latest_orders).all():
         window = (
-            o.c.group_id == group,
-            o.c.created_at > latest - timedelta(seconds=1),
+            mine,
+            o.c.account == account,
+            o.c.created_at > latest - timedelta(seconds=1),  # the last second of the account's own orders
             o.c.status != "rejected",
         )
-        for account, at in conn.execute(
-            select(o.c.account, o.c.created_at).where(*window).order_by(o.c.created_at)
-        ):
+        for (at,) in conn.execute(select(o.c.created_at).where(*window).order_by(o.c.created_at)):
             state.rates[account].add(at)
     return state
 
@@ -321,6 +320,10 @@ class ExecutionService:
         return w
 
     def _forget(self, session: Session) -> None:
+        self.state = None
+
+    def on_rebalance(self, partitions: frozenset[tuple[str, int]]) -> None:
+        "`consume`'s partitions changed: rebuild the cache from the tables at the next event."
         self.state = None
 
     def _mark(self, w: _Writes) -> None:
