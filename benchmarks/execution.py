@@ -12,7 +12,9 @@ All in one run, on a Tansu broker this script starts on loopback and the Postgre
    - latency: 10,000 decisions published open loop at a fixed rate; decision published -> the service
      publishes `OrderUpdated(accepted)` (both stamps are `producer_time`, set by `tradekit.events.publish`);
    - throughput: 10,000 decisions and 2,000 ticks published first, then consumed; events/s between the first
-     and the last batch the service stored; then the same for 50,000 ticks alone (market data in, no orders).
+     and the last batch the service stored; then the same for 50,000 ticks alone (market data in, no orders);
+     each once with one service on one partition (one symbol) and once with `PROCESSES` services in one group
+     sharing `PARTITIONS` partitions (one symbol each), as `tradekit execution run` scales out.
 
 Run: `.venv/bin/python benchmarks/execution.py` (about three minutes; its rows are deleted at the end).
 """
@@ -20,6 +22,7 @@ Run: `.venv/bin/python benchmarks/execution.py` (about three minutes; its rows a
 from __future__ import annotations
 
 import faulthandler
+import itertools
 import json
 import os
 import signal
@@ -33,6 +36,7 @@ from typing import Any
 
 import msgspec
 import numpy as np
+from kafka.partitioner.default import murmur2
 from sqlalchemy import delete, func, select
 from sqlmodel import Session
 
@@ -51,6 +55,7 @@ from tradekit.kafka_client import BACKENDS, make_consumer, make_producer
 from tradekit.services import EmbeddedBroker, ensure_topics, open_database
 
 N_DECISIONS, N_TICKS, N_RAW, ROUND_TRIPS, N_TICKS_ONLY = 10_000, 2_000, 50_000, 300, 50_000
+PROCESSES, PARTITIONS, IDLE_S = 2, 4, 5.0  # the scale-out rows: services sharing a topic of 4 partitions
 PHASES = ((100, 1_000), (250, 2_500), (500, N_DECISIONS))  # (decisions/s, decisions), open loop
 LIMITS = dict(max_position=1e9, max_notional=1e12, max_orders_per_second=1_000_000, price_band=0.5)
 # the service's fetch wait in the pipeline. Below 10 ms, consumers of either library stopped receiving records
@@ -60,12 +65,11 @@ FETCH_WAIT_MS = {"confluent-kafka": 10, "kafka-python": 10}
 
 
 def serve(backend: str, spec_json: str, max_events: str) -> None:
-    "The service process: `run_execution_service` on the chosen client library."
+    "The service process: `run_execution_service` on the chosen client library (0 events: until idle)."
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints where a stuck service is
     settings = load_settings(risk=LIMITS, kafka_backend=backend)
-    stats = run_execution_service(
-        settings, int(max_events), spec=ExecutionSpec.model_validate_json(spec_json)
-    )
+    spec, n = ExecutionSpec.model_validate_json(spec_json), int(max_events) or None
+    stats = run_execution_service(settings, n, spec=spec, idle_timeout=None if n else IDLE_S)
     print(json.dumps(asdict(stats)))
 
 
@@ -164,10 +168,10 @@ def start_service(bootstrap: str, backend: str, spec: ExecutionSpec, max_events:
     return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, text=True)
 
 
-def finish(child: subprocess.Popen, timeout: float = 300.0) -> None:
-    "Wait for the service to stop; `RuntimeError` (and the service killed) if it takes longer than `timeout`."
+def finish(child: subprocess.Popen, timeout: float = 300.0) -> str:
+    "The service's last output line once it stops; `RuntimeError` (and the service killed) after `timeout` s."
     try:
-        child.communicate(timeout=timeout)
+        return child.communicate(timeout=timeout)[0].strip().splitlines()[-1]
     except subprocess.TimeoutExpired:
         child.send_signal(signal.SIGUSR1)  # its stacks to stderr: where it is stuck
         time.sleep(1)
@@ -246,46 +250,62 @@ def paced(producer: Any, topic: str, account: str, symbol: str, price: float, ra
     return sent
 
 
+def symbol_on(partition: int, tag: str) -> str:
+    "A symbol that Kafka's murmur2 partitioner puts on `partition` of `PARTITIONS`."
+    names = (f"T{tag}{i}" for i in itertools.count())
+    return next(n for n in names if (murmur2(n.encode()) & 0x7FFFFFFF) % PARTITIONS == partition)
+
+
 def throughput(
-    settings: Settings, backend: str, tag: str, n_ticks: int = N_TICKS, n_decisions: int = N_DECISIONS
-) -> tuple[float, int, int]:
-    "events/s through the service (ticks and decisions published first), and the orders and fills it made."
-    bootstrap, account, symbol = settings.kafka_bootstrap, f"bench-thr-{tag}", f"T{tag}"
+    settings: Settings, backend: str, tag: str, n_ticks: int = N_TICKS, n_decisions: int = N_DECISIONS,
+    processes: int = 1,
+) -> tuple[float, int, int, str]:  # fmt: skip
+    """events/s through `processes` services (ticks and decisions published first), the orders and fills they
+    made, and how the events were split between them. One process reads one partition and one symbol; more
+    share `PARTITIONS` partitions, one symbol (and account) each."""
+    bootstrap, group = settings.kafka_bootstrap, f"bench-thr-{tag}"
     topic = f"bench.execution.throughput.v1.{tag}"
     spec = ExecutionSpec(
-        group_id=account, decisions_topic=topic, ticks_topic=topic, fetch_wait_ms=FETCH_WAIT_MS[backend]
+        group_id=group, decisions_topic=topic, ticks_topic=topic, fetch_wait_ms=FETCH_WAIT_MS[backend]
     )
-    events = stream(account, symbol, n_ticks, n_decisions)
-    ensure_topics(bootstrap, topic, *OUTPUT_TOPICS)
+    parts = 1 if processes == 1 else PARTITIONS
+    names = [f"T{tag}"] if parts == 1 else [symbol_on(p, tag) for p in range(parts)]
+    streams = [stream(f"bench-thr-{tag}-{n}", n, n_ticks // parts, n_decisions // parts) for n in names]
+    events = [e for batch in itertools.zip_longest(*streams) for e in batch if e is not None]
+    ensure_topics(bootstrap, topic, partitions=parts)
+    ensure_topics(bootstrap, *OUTPUT_TOPICS)
     producer = make_producer(bootstrap, "confluent-kafka", linger_ms=5)
     for e in events:
         producer.send(topic, encode(e), e.symbol.encode())
     producer.flush()
-    finish(start_service(bootstrap, backend, spec, len(events)))
-    engine, p = open_database(settings), ProcessedEvent.__table__
+    children = [start_service(bootstrap, backend, spec, len(events) if processes == 1 else 0)]
+    children += [start_service(bootstrap, backend, spec, 0) for _ in range(processes - 1)]
+    split = "/".join(str(json.loads(finish(child))["handled"]) for child in children)
+    engine, p, o = open_database(settings), ProcessedEvent.__table__, OrderRow.__table__
     batches = (
-        select(p.c.processed_at, func.count()).where(p.c.consumer_group == account).group_by(p.c.processed_at)
+        select(p.c.processed_at, func.count()).where(p.c.consumer_group == group).group_by(p.c.processed_at)
     )
     with engine.connect() as conn:
         rows = sorted(conn.execute(batches).all())
-        fills = conn.execute(select(func.count()).where(FillRow.__table__.c.account == account)).scalar()
-    window = (
-        rows[-1][0] - rows[0][0]
-    ).total_seconds()  # from the first stored batch to the start of the last
+        orders, fills = (
+            conn.execute(select(func.count()).where(t.c.account.like(f"bench-thr-{tag}-%"))).scalar()
+            for t in (o, FillRow.__table__)
+        )
+    window = (rows[-1][0] - rows[0][0]).total_seconds()  # the first batch stored to the start of the last
     engine.dispose()
-    return sum(n for _, n in rows[:-1]) / window, count_orders(open_database(settings), account), fills
+    return sum(n for _, n in rows[:-1]) / window, orders, fills, split
 
 
 def cleanup(settings: Settings, tag: str) -> None:
     engine = open_database(settings)
     with engine.begin() as conn:
         for model in (OrderRow, FillRow, PositionRow, AuditRow):
-            conn.execute(delete(model.__table__).where(model.__table__.c.account.like(f"bench-%{tag}")))
+            conn.execute(delete(model.__table__).where(model.__table__.c.account.like(f"bench-%{tag}%")))
         conn.execute(
-            delete(LastPriceRow.__table__).where(LastPriceRow.__table__.c.group_id.like(f"bench-%{tag}"))
+            delete(LastPriceRow.__table__).where(LastPriceRow.__table__.c.group_id.like(f"bench-%{tag}%"))
         )
         p = ProcessedEvent.__table__
-        conn.execute(delete(p).where(p.c.consumer_group.like(f"bench-%{tag}")))
+        conn.execute(delete(p).where(p.c.consumer_group.like(f"bench-%{tag}%")))
     engine.dispose()
 
 
@@ -329,19 +349,21 @@ def report(settings: Settings, tag: str) -> None:
         try:
             for rate, p50, p99, n in latency(settings, backend, f"{i}{tag}"):
                 print(f"| {backend} | {FETCH_WAIT_MS[backend]} ms | {rate} | {n:,} | {p50:.2f} | {p99:.2f} |")
-            mixed, ticks_only = (
-                throughput(settings, backend, f"{i}{tag}"),
-                throughput(settings, backend, f"t{i}{tag}", N_TICKS_ONLY, 0),
-            )
-            thr += [(backend, f"{N_DECISIONS:,} decisions + {N_TICKS:,} ticks", *mixed)]
-            thr += [(backend, f"{N_TICKS_ONLY:,} ticks", *ticks_only)]
+            for procs in (1, PROCESSES):
+                mixed, ticks_only = (
+                    throughput(settings, backend, f"{procs}{i}{tag}", processes=procs),
+                    throughput(settings, backend, f"t{procs}{i}{tag}", N_TICKS_ONLY, 0, processes=procs),
+                )
+                thr += [(backend, procs, f"{N_DECISIONS:,} decisions + {N_TICKS:,} ticks", *mixed)]
+                thr += [(backend, procs, f"{N_TICKS_ONLY:,} ticks", *ticks_only)]
         except RuntimeError as e:
             print(f"| {backend} | {FETCH_WAIT_MS[backend]} ms | {e} | | | |")
         sys.stdout.flush()
-    print("\nEvents published first, then consumed by the service (PostgreSQL):\n")
-    print("| client | events | sustained events/s | orders | fills |\n|---|---|---:|---:|---:|")
-    for backend, what, rate, orders, fills in thr:
-        print(f"| {backend} | {what} | {rate:,.0f} | {orders:,} | {fills:,} |")
+    print(f"\nPublished first, then consumed (PostgreSQL); processes > 1 share {PARTITIONS} partitions\n")
+    print("| client | processes | events | sustained events/s | handled per process | orders | fills |")
+    print("|---|---:|---|---:|---:|---:|---:|")
+    for backend, procs, what, rate, orders, fills, split in thr:
+        print(f"| {backend} | {procs} | {what} | {rate:,.0f} | {split} | {orders:,} | {fills:,} |")
 
 
 if __name__ == "__main__":

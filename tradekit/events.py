@@ -40,12 +40,12 @@ _log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['UtcTime', 'Positive', 'NonNegative', 'Side', 'OrderStatus', 'EVENT_TYPES', 'AnyEvent', 'TICKS', 'BARS', 'FEATURES',
-           'DECISIONS', 'ORDERS', 'ORDER_UPDATES', 'FILLS', 'RISK_ALERTS', 'DLQ', 'TOPICS', 'ROUTES', 'STALL_AFTER_S',
-           'MAX_FETCH_WAIT_MS', 'Event', 'TickReceived', 'BarClosed', 'FeaturesComputed', 'DecisionMade', 'SubmitOrder',
-           'OrderUpdated', 'OrderFilled', 'RiskAlertRaised', 'InvalidEvent', 'encode', 'decode', 'Route',
-           'create_topics', 'publish', 'derived_id', 'ProcessedEvent', 'bulk_insert', 'Handler', 'InvalidHandler',
-           'RebalanceHandler', 'ConsumeStats', 'dead_letter', 'consume', 'consumer_lag', 'prune_processed', 'replay',
-           'file_events', 'publish_file']
+           'DECISIONS', 'ORDERS', 'ORDER_UPDATES', 'FILLS', 'RISK_ALERTS', 'DLQ', 'TOPICS', 'ROUTES', 'COPY_FROM',
+           'STALL_AFTER_S', 'MAX_FETCH_WAIT_MS', 'Event', 'TickReceived', 'BarClosed', 'FeaturesComputed',
+           'DecisionMade', 'SubmitOrder', 'OrderUpdated', 'OrderFilled', 'RiskAlertRaised', 'InvalidEvent', 'encode',
+           'decode', 'Route', 'create_topics', 'publish', 'derived_id', 'ProcessedEvent', 'bulk_insert', 'Handler',
+           'InvalidHandler', 'RebalanceHandler', 'ConsumeStats', 'dead_letter', 'consume', 'consumer_lag',
+           'prune_processed', 'replay', 'file_events', 'publish_file']
 
 # %% ../nbs/75_events.ipynb #f4fa14af
 UtcTime = Annotated[datetime, msgspec.Meta(tz=True)]
@@ -302,15 +302,18 @@ class ProcessedEvent(SQLModel, table=True):
     processed_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
+COPY_FROM = 32  # rows: fewer go in one multi-row `INSERT` (one round trip to the database, `COPY` takes two)
+
+
 def bulk_insert(
     conn: Connection,  # inside the caller's transaction
     table: Table,
     rows: list[dict],  # all with the same keys, values of the columns' Python types
 ) -> None:
-    "Insert `rows` in one statement: `COPY` on PostgreSQL with psycopg (fast), executemany elsewhere."
+    "Insert `rows` in one statement: `COPY` on PostgreSQL with psycopg for many (fast), else `INSERT`."
     if not rows:
         return
-    if (conn.dialect.name, conn.dialect.driver) != ("postgresql", "psycopg"):
+    if conn.dialect.driver != "psycopg" or len(rows) < COPY_FROM:
         conn.execute(insert(table), rows)
         return
     quote, cols = conn.dialect.identifier_preparer.quote, list(rows[0])
@@ -449,7 +452,9 @@ def _record_new(conn: Connection, group: str, events: list[Event]) -> list[Event
         dict(consumer_group=group, event_id=e.id, event_type=type(e).__name__, processed_at=now)
         for e in unique
     ]
-    if conn.dialect.driver == "psycopg":  # all new, as almost always: `COPY` them in, ~2x faster
+    if (
+        conn.dialect.driver == "psycopg" and len(rows) >= COPY_FROM
+    ):  # all new, as almost always: `COPY`, ~2x faster
         try:
             with conn.begin_nested():  # a savepoint: a re-delivered id undoes only this insert
                 bulk_insert(conn, t, rows)

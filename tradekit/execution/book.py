@@ -13,6 +13,7 @@ Docs: https://github.com/tradekit/tradekit/tree/main/nbs/execution.book.html.md"
 # %% ../../nbs/81a_execution.book.ipynb #7fd33a62
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from dataclasses import dataclass
@@ -20,7 +21,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Column, Connection, Engine, Index, Text, UniqueConstraint, insert, select
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Index,
+    Text,
+    UniqueConstraint,
+    bindparam,
+    insert,
+    or_,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, Session, SQLModel
 
@@ -194,6 +206,7 @@ _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 KILL_SWITCH = "kill_switch"
 
 
+@functools.cache  # a statement per table: compiled once, cached by SQLAlchemy
 def upsert(
     dialect: str,  # "postgresql" or "sqlite"
     model: type[SQLModel],  # a table model
@@ -212,8 +225,11 @@ def halted(
     group_id: str,  # the service instance asking
 ) -> bool:
     "Whether the kill switch of every service, or of `group_id`, is on."
-    t, names = FlagRow.__table__, [KILL_SWITCH, f"{KILL_SWITCH}:{group_id}"]
-    return any(conn.execute(select(t.c.on).where(t.c.name.in_(names))).scalars())
+    return any(conn.execute(_HALTED, dict(group=f"{KILL_SWITCH}:{group_id}")).scalars())
+
+
+_FLAGS = FlagRow.__table__
+_HALTED = select(_FLAGS.c.on).where(or_(_FLAGS.c.name == KILL_SWITCH, _FLAGS.c.name == bindparam("group")))
 
 # %% ../../nbs/81a_execution.book.ipynb #4badee74
 def set_kill_switch(
