@@ -8,15 +8,16 @@ All in one run, on a Tansu broker this script starts on loopback and the Postgre
 2. the execution service's handler alone (no Kafka): decisions and ticks straight into `ExecutionService` on
    PostgreSQL, 500 per transaction, as `consume` batches them: the ceiling the database work sets;
 3. the pipeline, the service in its own process as `tradekit execution run` runs it, once per
-   `kafka_backend` setting, with `ExecutionSpec(fetch_wait_ms=...)` from `FETCH_WAIT_MS`:
-   - latency: 10,000 decisions published open loop at a fixed rate; decision published -> the service
+   `kafka_backend` setting, with `ExecutionSpec(fetch_wait_ms=...)` from `FETCH_WAIT_MS` and `LATENCY_RUNS`:
+   - latency: 13,500 decisions published open loop at 100, 250 and 500/s, round robin over one symbol per
+     partition (1 partition, and 8 with a shorter fetch wait); decision published -> the service
      publishes `OrderUpdated(accepted)` (both stamps are `producer_time`, set by `tradekit.events.publish`);
    - throughput: 10,000 decisions and 2,000 ticks published first, then consumed; events/s between the first
      and the last batch the service stored; then the same for 50,000 ticks alone (market data in, no orders);
      each once with one service on one partition (one symbol) and once with `PROCESSES` services in one group
      sharing `PARTITIONS` partitions (one symbol each), as `tradekit execution run` scales out.
 
-Run: `.venv/bin/python benchmarks/execution.py` (about three minutes; its rows are deleted at the end).
+Run: `.venv/bin/python benchmarks/execution.py` (about seven minutes; its rows are deleted at the end).
 """
 
 from __future__ import annotations
@@ -58,10 +59,15 @@ N_DECISIONS, N_TICKS, N_RAW, ROUND_TRIPS, N_TICKS_ONLY = 10_000, 2_000, 50_000, 
 PROCESSES, PARTITIONS, IDLE_S = 2, 4, 5.0  # the scale-out rows: services sharing a topic of 4 partitions
 PHASES = ((100, 1_000), (250, 2_500), (500, N_DECISIONS))  # (decisions/s, decisions), open loop
 LIMITS = dict(max_position=1e9, max_notional=1e12, max_orders_per_second=1_000_000, price_band=0.5)
-# the service's fetch wait in the pipeline. Below 10 ms, consumers of either library stopped receiving records
-# for good after a few thousand under load on Tansu 0.6 (1 ms: both libraries, 3 of 3 runs; 2 ms:
-# confluent-kafka, 1 of 2 runs); at 10 ms no run stalled
+# the service's fetch wait in the pipeline. Tansu 0.6's memory storage stops answering a caught-up consumer's
+# waiting fetch once its partition holds more than ~2,000 records per ms of wait (confluent-kafka, 300
+# records/s: 1 partition at 2 ms stuck at 4,200-4,900 records, at 10 ms fine at 6,000; 8 partitions at 2 ms
+# fine at 12,000, at 1 ms stuck at 13,200). So 10 ms on one partition, and shorter waits on 8 partitions.
 FETCH_WAIT_MS = {"confluent-kafka": 10, "kafka-python": 10}
+LATENCY_RUNS = {
+    "confluent-kafka": ((1, 10), (8, 2)),
+    "kafka-python": ((1, 10),),
+}  # (partitions, fetch wait ms)
 
 
 def serve(backend: str, spec_json: str, max_events: str) -> None:
@@ -206,27 +212,33 @@ def order_updates_after(bootstrap: str, start: int, account: str, n: int) -> lis
     return list(found.values())
 
 
-def latency(settings: Settings, backend: str, tag: str) -> list[tuple[int, float, float, int]]:
-    "Per phase: rate, p50 and p99 ms, count: decision published -> its order accepted and published."
-    bootstrap, account, symbol = settings.kafka_bootstrap, f"bench-lat-{tag}", f"L{tag}"
+def latency(
+    settings: Settings, backend: str, tag: str, partitions: int = 1, wait_ms: int | None = None
+) -> list[tuple[int, float, float, int]]:
+    """Per phase: rate, p50 and p99 ms, count: decision published -> its order accepted and published. The
+    decisions go round robin to `partitions` symbols, one per partition of the topic."""
+    bootstrap, account = settings.kafka_bootstrap, f"bench-lat-{tag}"
     topic = f"bench.execution.latency.v1.{tag}"
-    spec = ExecutionSpec(
-        group_id=account, decisions_topic=topic, ticks_topic=topic, fetch_wait_ms=FETCH_WAIT_MS[backend]
-    )
-    ensure_topics(bootstrap, topic, *OUTPUT_TOPICS)
+    wait_ms = wait_ms or FETCH_WAIT_MS[backend]
+    spec = ExecutionSpec(group_id=account, decisions_topic=topic, ticks_topic=topic, fetch_wait_ms=wait_ms)
+    ensure_topics(bootstrap, topic, partitions=partitions)
+    ensure_topics(bootstrap, *OUTPUT_TOPICS)
     probe = make_consumer(bootstrap, backend="confluent-kafka")
     start = probe.end_offsets(ORDER_UPDATES, [0])[0]
     probe.close()
     engine, producer = open_database(settings), make_producer(bootstrap, "confluent-kafka", linger_ms=0)
-    tick = msgspec.structs.replace(market_events(synthetic_ticks(1), symbol)[0], event_time=datetime.now(UTC))
-    publish(producer, tick, topic)
-    publish(producer, decision(account, symbol, datetime.now(UTC), 0, tick.price), topic)  # warm-up
+    prices = {}
+    for symbol in (symbol_on(p, partitions, f"L{tag}") for p in range(partitions)):
+        tick = market_events(synthetic_ticks(1), symbol)[0]
+        prices[symbol] = tick.price
+        publish(producer, msgspec.structs.replace(tick, event_time=datetime.now(UTC)), topic)
+        publish(producer, decision(account, symbol, datetime.now(UTC), 0, tick.price), topic)  # warm-up
     producer.flush()
-    child = start_service(bootstrap, backend, spec, 2 + sum(n for _, n in PHASES))
-    wait_until(lambda: count_orders(engine, account) == 1)
-    phases = [paced(producer, topic, account, symbol, tick.price, rate, n) for rate, n in PHASES]
+    child = start_service(bootstrap, backend, spec, 2 * partitions + sum(n for _, n in PHASES))
+    wait_until(lambda: count_orders(engine, account) == partitions)
+    phases = [paced(producer, topic, account, prices, rate, n) for rate, n in PHASES]
     finish(child)
-    updates = order_updates_after(bootstrap, start, account, 1 + sum(n for _, n in PHASES))
+    updates = order_updates_after(bootstrap, start, account, partitions + sum(n for _, n in PHASES))
     accepted = {u.order_id: u.producer_time for u in updates}
     out = []
     for (rate, _), sent in zip(PHASES, phases, strict=True):
@@ -236,13 +248,14 @@ def latency(settings: Settings, backend: str, tag: str) -> list[tuple[int, float
     return out
 
 
-def paced(producer: Any, topic: str, account: str, symbol: str, price: float, rate: int, n: int):
-    "Publish `n` decisions at `rate` per second, open loop; their ids and publication times."
-    sent, t0 = {}, time.perf_counter()
+def paced(producer: Any, topic: str, account: str, prices: dict[str, float], rate: int, n: int):
+    "Publish `n` decisions at `rate` per second, open loop, round robin over `prices`' symbols; ids, times."
+    sent, t0, symbols = {}, time.perf_counter(), list(prices)
     for i in range(n):
         if (wait := t0 + i / rate - time.perf_counter()) > 0:
             time.sleep(wait)
-        d = decision(account, symbol, datetime.now(UTC), i, price)
+        symbol = symbols[i % len(symbols)]
+        d = decision(account, symbol, datetime.now(UTC), i, prices[symbol])
         sent[d.id] = datetime.now(UTC)
         publish(producer, d, topic)
     producer.flush()
@@ -250,10 +263,10 @@ def paced(producer: Any, topic: str, account: str, symbol: str, price: float, ra
     return sent
 
 
-def symbol_on(partition: int, tag: str) -> str:
-    "A symbol that Kafka's murmur2 partitioner puts on `partition` of `PARTITIONS`."
-    names = (f"T{tag}{i}" for i in itertools.count())
-    return next(n for n in names if (murmur2(n.encode()) & 0x7FFFFFFF) % PARTITIONS == partition)
+def symbol_on(partition: int, partitions: int, prefix: str) -> str:
+    "A symbol that Kafka's murmur2 partitioner puts on `partition` of `partitions`."
+    names = (f"{prefix}{i}" for i in itertools.count())
+    return next(n for n in names if (murmur2(n.encode()) & 0x7FFFFFFF) % partitions == partition)
 
 
 def throughput(
@@ -269,7 +282,7 @@ def throughput(
         group_id=group, decisions_topic=topic, ticks_topic=topic, fetch_wait_ms=FETCH_WAIT_MS[backend]
     )
     parts = 1 if processes == 1 else PARTITIONS
-    names = [f"T{tag}"] if parts == 1 else [symbol_on(p, tag) for p in range(parts)]
+    names = [symbol_on(p, parts, f"T{tag}") for p in range(parts)]
     streams = [stream(f"bench-thr-{tag}-{n}", n, n_ticks // parts, n_decisions // parts) for n in names]
     events = [e for batch in itertools.zip_longest(*streams) for e in batch if e is not None]
     ensure_topics(bootstrap, topic, partitions=parts)
@@ -342,13 +355,16 @@ def report(settings: Settings, tag: str) -> None:
     print(f"\n## The service's handler alone (no Kafka), {len(events):,} events into PostgreSQL\n")
     print(f"{handler_only(settings, events, f'bench-h-{tag}'):,.0f} events/s")
     print("\n## Pipeline: the service in its own process\n")
-    print("| client | fetch wait | decisions/s | decisions | decision -> accepted p50 ms | p99 ms |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(
+        "| client | partitions | fetch wait | decisions/s | decisions | decision -> order p50 ms | p99 ms |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
     thr = []
     for i, backend in enumerate(reversed(BACKENDS)):  # confluent-kafka first
         try:
-            for rate, p50, p99, n in latency(settings, backend, f"{i}{tag}"):
-                print(f"| {backend} | {FETCH_WAIT_MS[backend]} ms | {rate} | {n:,} | {p50:.2f} | {p99:.2f} |")
+            for parts, wait in LATENCY_RUNS[backend]:
+                for rate, p50, p99, n in latency(settings, backend, f"{parts}{i}{tag}", parts, wait):
+                    print(f"| {backend} | {parts} | {wait} ms | {rate} | {n:,} | {p50:.2f} | {p99:.2f} |")
             for procs in (1, PROCESSES):
                 mixed, ticks_only = (
                     throughput(settings, backend, f"{procs}{i}{tag}", processes=procs),
@@ -357,7 +373,7 @@ def report(settings: Settings, tag: str) -> None:
                 thr += [(backend, procs, f"{N_DECISIONS:,} decisions + {N_TICKS:,} ticks", *mixed)]
                 thr += [(backend, procs, f"{N_TICKS_ONLY:,} ticks", *ticks_only)]
         except RuntimeError as e:
-            print(f"| {backend} | {FETCH_WAIT_MS[backend]} ms | {e} | | | |")
+            print(f"| {backend} | | | {e} | | | |")
         sys.stdout.flush()
     print(f"\nPublished first, then consumed (PostgreSQL); processes > 1 share {PARTITIONS} partitions\n")
     print("| client | processes | events | sustained events/s | handled per process | orders | fills |")
