@@ -37,7 +37,6 @@ from typing import Any
 
 import msgspec
 import numpy as np
-from kafka.partitioner.default import murmur2
 from sqlalchemy import delete, func, select
 from sqlmodel import Session
 
@@ -52,7 +51,7 @@ from tradekit.execution.service import (
     market_events,
     run_execution_service,
 )
-from tradekit.kafka_client import BACKENDS, make_consumer, make_producer
+from tradekit.kafka_client import BACKENDS, make_consumer, make_producer, partition_for
 from tradekit.services import EmbeddedBroker, ensure_topics, open_database
 
 N_DECISIONS, N_TICKS, N_RAW, ROUND_TRIPS, N_TICKS_ONLY = 10_000, 2_000, 50_000, 300, 50_000
@@ -264,9 +263,9 @@ def paced(producer: Any, topic: str, account: str, prices: dict[str, float], rat
 
 
 def symbol_on(partition: int, partitions: int, prefix: str) -> str:
-    "A symbol that Kafka's murmur2 partitioner puts on `partition` of `partitions`."
+    "A symbol that the producers put on `partition` of `partitions`."
     names = (f"{prefix}{i}" for i in itertools.count())
-    return next(n for n in names if (murmur2(n.encode()) & 0x7FFFFFFF) % partitions == partition)
+    return next(n for n in names if partition_for(n, partitions) == partition)
 
 
 def throughput(

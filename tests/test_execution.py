@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from kafka import TopicPartition
-from kafka.partitioner.default import murmur2
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, create_engine, delete, func, select
 from sqlmodel import Session, SQLModel
@@ -64,6 +63,7 @@ from tradekit.execution.service import (
     paper_session,
     run_execution_service,
 )
+from tradekit.kafka_client import partition_for
 from tradekit.services import (
     EmbeddedBroker,
     ensure_topics,
@@ -362,9 +362,9 @@ run_execution_service(load_settings(), spec=ExecutionSpec.model_validate_json(sy
 
 
 def symbol_on(partition: int, partitions: int, tag: str) -> str:
-    "A symbol that Kafka's murmur2 partitioner puts on `partition`."
+    "A symbol that the producers put on `partition`."
     names = (f"S{tag}{i}" for i in itertools.count())
-    return next(n for n in names if (murmur2(n.encode()) & 0x7FFFFFFF) % partitions == partition)
+    return next(n for n in names if partition_for(n, partitions) == partition)
 
 
 def test_two_services_share_the_partitions_and_one_takes_over_after_a_sigkill(

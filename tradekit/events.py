@@ -305,6 +305,11 @@ class ProcessedEvent(SQLModel, table=True):
 COPY_FROM = 32  # rows: fewer go in one multi-row `INSERT` (one round trip to the database, `COPY` takes two)
 
 
+def _copies(conn: Connection, rows: list[dict]) -> bool:
+    "Whether `bulk_insert` writes `rows` by `COPY`: PostgreSQL through psycopg, and `COPY_FROM` rows or more."
+    return conn.dialect.driver == "psycopg" and len(rows) >= COPY_FROM
+
+
 def bulk_insert(
     conn: Connection,  # inside the caller's transaction
     table: Table,
@@ -313,7 +318,7 @@ def bulk_insert(
     "Insert `rows` in one statement: `COPY` on PostgreSQL with psycopg for many (fast), else `INSERT`."
     if not rows:
         return
-    if conn.dialect.driver != "psycopg" or len(rows) < COPY_FROM:
+    if not _copies(conn, rows):
         conn.execute(insert(table), rows)
         return
     quote, cols = conn.dialect.identifier_preparer.quote, list(rows[0])
@@ -452,9 +457,7 @@ def _record_new(conn: Connection, group: str, events: list[Event]) -> list[Event
         dict(consumer_group=group, event_id=e.id, event_type=type(e).__name__, processed_at=now)
         for e in unique
     ]
-    if (
-        conn.dialect.driver == "psycopg" and len(rows) >= COPY_FROM
-    ):  # all new, as almost always: `COPY`, ~2x faster
+    if _copies(conn, rows):  # all new, as almost always: `COPY` them in, ~2x faster
         try:
             with conn.begin_nested():  # a savepoint: a re-delivered id undoes only this insert
                 bulk_insert(conn, t, rows)

@@ -2,9 +2,10 @@
 (librdkafka, the `fast-kafka` extra), chosen by the `kafka_backend` setting.
 
 `make_consumer(bootstrap, *topics, group_id=..., backend=...)` and `make_producer(bootstrap, backend=...)` give
-a consumer (`poll`, `commit`, `close`, `partitions`/`offsets_for_time`/`end_offsets`/`assign` for replay, and
-`positions` for lag, `assignment` for rebalances) and a producer (`send`, `flush`, `close`) that `tradekit.events` uses the same way
-whichever library is behind.
+a consumer (`poll`, `commit`, `close`, `partitions`/`offsets_for_time`/`end_offsets`/`assign` for replay,
+`positions` for lag, `assignment` for rebalances) and a producer (`send`, `flush`, `close`) that
+`tradekit.events` uses the same way whichever library is behind. Both producers hash keys alike:
+`partition_for(key, partitions)` says where a key goes.
 
 Docs: https://github.com/tradekit/tradekit/tree/main/nbs/kafka_client.html.md"""
 
@@ -19,12 +20,13 @@ from typing import Any, Literal, NamedTuple, Protocol
 
 from kafka import TopicPartition
 from kafka.errors import CommitFailedError
+from kafka.partitioner.default import murmur2
 
 from .services import kafka_consumer, kafka_producer
 
 # %% auto #0
 __all__ = ['Backend', 'BACKENDS', 'Record', 'Consumer', 'Producer', 'KafkaPythonConsumer', 'ConfluentConsumer',
-           'ConfluentProducer', 'make_consumer', 'make_producer']
+           'ConfluentProducer', 'make_consumer', 'make_producer', 'partition_for']
 
 # %% ../nbs/03_kafka_client.ipynb #f3b6d291
 Backend = Literal["kafka-python", "confluent-kafka"]
@@ -268,3 +270,11 @@ def make_producer(
     if backend == "kafka-python":
         return kafka_producer(bootstrap, linger_ms=linger_ms)
     return ConfluentProducer(bootstrap, linger_ms=linger_ms)
+
+
+def partition_for(
+    key: str,  # a record's key, e.g. a symbol
+    partitions: int,  # the topic's partition count
+) -> int:
+    "The partition both producers (and Java's) send `key` to: Kafka's murmur2 hash, made positive, modulo."
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
