@@ -382,11 +382,14 @@ def test_two_services_share_the_partitions_and_one_takes_over_after_a_sigkill(
     processed = lambda: count(engine, ProcessedEvent, consumer_group=group)  # noqa: E731
     try:
         wait_for(lambda: len(holds(0)) == len(holds(1)) == 2, 60)  # the group settled: two partitions each
-        for i in range(0, len(events), 500):  # ~1,000 events/s: one dies while both are busy
-            send(broker.bootstrap, topic, events[i : i + 500])
+        killed_after = None  # events sent when one service was killed
+        for i in range(500, len(events) + 500, 500):  # ~1,000 events/s: one dies while both are busy
+            send(broker.bootstrap, topic, events[i - 500 : i])
             time.sleep(0.5)
-            if children[1].poll() is None and processed() > len(events) / 3:
+            if killed_after is None and processed() > len(events) / 3:
                 children[1].send_signal(signal.SIGKILL)
+                killed_after = i
+        assert killed_after is not None and killed_after < len(events), "not killed mid-stream"
         assert children[1].wait() == -signal.SIGKILL and held[1].exists()
         wait_for(lambda: processed() == len(events), 90)  # the survivor took the dead one's partitions over
         assert holds(0) == [0, 1, 2, 3]
