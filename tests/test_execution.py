@@ -97,10 +97,16 @@ def run(engine: Engine) -> Iterator[Run]:
     tag = uuid.uuid4().hex[:10]
     r = Run(f"tradekit.test.execution.v1.{tag}", f"exec-{tag}", f"acc-{tag}", f"S{tag}")
     yield r
-    with engine.begin() as conn:  # the test database is shared: leave only processed_events behind
+    forget(engine, [r.account], r.group)
+
+
+def forget(engine: Engine, accounts: list[str], group: str | None = None) -> None:
+    "Delete the accounts' book and audit rows, and the group's last prices: the test database is shared."
+    with engine.begin() as conn:  # only processed_events stay behind
         for model in (OrderRow, FillRow, PositionRow, AuditRow):
-            conn.execute(delete(model.__table__).where(model.__table__.c.account == r.account))
-        conn.execute(delete(LastPriceRow.__table__).where(LastPriceRow.__table__.c.group_id == r.group))
+            conn.execute(delete(model.__table__).where(model.__table__.c.account.in_(accounts)))
+        if group is not None:
+            conn.execute(delete(LastPriceRow.__table__).where(LastPriceRow.__table__.c.group_id == group))
 
 
 def send(bootstrap: str, topic: str, events: list[Event | bytes]) -> None:
@@ -207,9 +213,7 @@ def test_paper_session_streams_ticks_and_decisions_into_orders_fills_and_pnl(
         )
         assert [a.rule for a in alerts] == ["max_position"]
     finally:
-        with engine.begin() as conn:
-            for model in (OrderRow, FillRow, PositionRow, AuditRow):
-                conn.execute(delete(model.__table__).where(model.__table__.c.account == result.account))
+        forget(engine, [result.account])
 
 
 def stream(r: Run, n_decisions: int, n_ticks: int, seed: int = 0) -> list[Event]:
@@ -407,11 +411,7 @@ def test_two_services_share_the_partitions_and_one_takes_over_after_a_sigkill(
             assert reconcile(engine, r.account) == []
             assert outcomes(engine, r.account) == outcomes(reference, r.account)
     finally:
-        with engine.begin() as conn:
-            for model in (OrderRow, FillRow, PositionRow, AuditRow):
-                t = model.__table__
-                conn.execute(delete(t).where(t.c.account.in_([r.account for r in runs])))
-            conn.execute(delete(LastPriceRow.__table__).where(LastPriceRow.__table__.c.group_id == group))
+        forget(engine, [r.account for r in runs], group)
 
 
 def test_bad_events_and_risk_failures_are_recorded_and_the_stream_goes_on(
