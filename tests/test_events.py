@@ -288,9 +288,11 @@ def test_consume_exports_consumer_lag(broker: EmbeddedBroker, engine: Engine, ba
     topic, group, symbol = fresh()
     ensure_topics(broker.bootstrap, topic)
     producer = kafka_producer(broker.bootstrap)
-    for i in range(6):  # one batch each: Tansu's end offset is then exact (it is the last batch's start + 1)
+    for i in range(
+        6
+    ):  # one batch: Tansu's offsets request would say 1; the fetch responses' watermark says 6
         producer.send(topic, encode(tick(symbol, i)))
-        producer.flush()
+    producer.flush()
     producer.close()
     consumer = make_consumer(broker.bootstrap, topic, group_id=group, backend=backend)
     lag = lambda: REGISTRY.get_sample_value("tradekit_kafka_consumer_lag", {"topic": topic, "group": group})

@@ -576,27 +576,30 @@ def _loop(
         _export_lag(feed.consumer, run.group)
 
 
-def consumer_lag(consumer: Consumer) -> dict[str, int]:
+def consumer_lag(
+    consumer: Consumer,
+    cached: bool = False,  # the log ends of the last fetch responses, asking the broker nothing
+) -> dict[str, int]:
     "Records between `consumer`'s positions and the log end, by topic (end - position, floored at 0, summed)."
     lag = {}
     for topic, at in consumer.positions().items():
-        end = consumer.end_offsets(topic, list(at))
+        end = consumer.end_offsets(topic, list(at), cached=cached)
         lag[topic] = sum(max(0, end[p] - offset) for p, offset in at.items() if p in end)
     return lag
 
 
-def _measured_lag(consumer: Consumer, group: str) -> dict[str, int] | None:
+def _measured_lag(consumer: Consumer, group: str, cached: bool = False) -> dict[str, int] | None:
     "`consumer_lag`, or None when the consumer cannot say (logged at debug level)."
     try:
-        return consumer_lag(consumer)
+        return consumer_lag(consumer, cached)
     except Exception as e:  # a lag reading must never stop the consumer
         _log.debug("consumer lag of group %s not measured: %r", group, e)
         return None
 
 
 def _export_lag(consumer: Consumer, group: str) -> None:
-    "Set `CONSUMER_LAG` for each topic `consumer` reads; a failure is only logged (at debug level)."
-    for topic, lag in (_measured_lag(consumer, group) or {}).items():
+    "Set `CONSUMER_LAG` for each topic `consumer` reads, from its last fetches; a failure is only logged."
+    for topic, lag in (_measured_lag(consumer, group, cached=True) or {}).items():
         CONSUMER_LAG.labels(topic, group).set(lag)
 
 # %% ../nbs/75_events.ipynb #e28f27d6

@@ -52,7 +52,7 @@ class Consumer(Protocol):
     def close(self) -> None: ...
     def partitions(self, topic: str) -> list[int]: ...
     def offsets_for_time(self, topic: str, partitions: list[int], ms: int) -> dict[int, int | None]: ...
-    def end_offsets(self, topic: str, partitions: list[int]) -> dict[int, int]: ...
+    def end_offsets(self, topic: str, partitions: list[int], cached: bool = False) -> dict[int, int]: ...
     def assign(self, topic: str, offsets: dict[int, int]) -> None: ...
     def positions(self) -> dict[str, dict[int, int]]: ...
     def assignment(self) -> frozenset[tuple[str, int]]: ...
@@ -109,9 +109,11 @@ class KafkaPythonConsumer:
         found = self.raw.offsets_for_times({TopicPartition(topic, p): ms for p in partitions})
         return {tp.partition: None if o is None else o.offset for tp, o in found.items()}
 
-    def end_offsets(self, topic: str, partitions: list[int]) -> dict[int, int]:
-        ends = self.raw.end_offsets([TopicPartition(topic, p) for p in partitions])
-        return {tp.partition: o for tp, o in ends.items()}
+    def end_offsets(self, topic: str, partitions: list[int], cached: bool = False) -> dict[int, int]:
+        tps = [TopicPartition(topic, p) for p in partitions]
+        if cached:
+            return {tp.partition: end for tp in tps if (end := self.raw.highwater(tp)) is not None}
+        return {tp.partition: o for tp, o in self.raw.end_offsets(tps).items()}
 
     def assign(self, topic: str, offsets: dict[int, int]) -> None:
         self.raw.assign([TopicPartition(topic, p) for p in offsets])
@@ -179,9 +181,13 @@ class ConfluentConsumer:
             tp.partition: tp.offset if tp.offset >= 0 else None for tp in self.raw.offsets_for_times(tps, 10)
         }
 
-    def end_offsets(self, topic: str, partitions: list[int]) -> dict[int, int]:
-        tp = self._ck.TopicPartition
-        return {p: self.raw.get_watermark_offsets(tp(topic, p), timeout=10)[1] for p in partitions}
+    def end_offsets(self, topic: str, partitions: list[int], cached: bool = False) -> dict[int, int]:
+        tp, found = self._ck.TopicPartition, {}
+        for p in partitions:
+            _, end = self.raw.get_watermark_offsets(tp(topic, p), timeout=10, cached=cached)
+            if end >= 0:  # cached and none fetched yet: OFFSET_INVALID
+                found[p] = end
+        return found
 
     def assign(self, topic: str, offsets: dict[int, int]) -> None:
         self.raw.assign([self._ck.TopicPartition(topic, p, o) for p, o in offsets.items()])
