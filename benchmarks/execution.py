@@ -12,6 +12,8 @@ All in one run, on a Tansu broker this script starts on loopback and the Postgre
    - latency: 13,500 decisions published open loop at 100, 250 and 500/s, round robin over one symbol per
      partition (1 partition, and 8 with a shorter fetch wait); decision published -> the service
      publishes `OrderUpdated(accepted)` (both stamps are `producer_time`, set by `tradekit.events.publish`);
+     beside it, the broker alone: the same decisions at the same rates to a consumer process that only polls
+     (published -> polled), the floor the service's own work adds to;
    - throughput: 10,000 decisions and 2,000 ticks published first, then consumed; events/s between the first
      and the last batch the service stored; then the same for 50,000 ticks alone (market data in, no orders);
      each once with one service on one partition (one symbol) and once with `PROCESSES` services in one group
@@ -76,6 +78,25 @@ def serve(backend: str, spec_json: str, max_events: str) -> None:
     spec, n = ExecutionSpec.model_validate_json(spec_json), int(max_events) or None
     stats = run_execution_service(settings, n, spec=spec, idle_timeout=None if n else IDLE_S)
     print(json.dumps(asdict(stats)))
+
+
+def drain(bootstrap: str, topic: str, wait_ms: str, warm_up: str) -> None:
+    "The broker-alone process: poll `topic` until idle, doing nothing else; when each record arrived, by id."
+    consumer = make_consumer(
+        bootstrap, topic, group_id=f"drain-{topic}", backend="confluent-kafka", fetch_wait_ms=int(wait_ms)
+    )
+    arrived, last = [], None
+    while last is None or time.monotonic() - last < IDLE_S:
+        records = consumer.poll(200, 500)
+        now = time.time()
+        arrived += [(r.value, now) for r in records]
+        if records:
+            consumer.commit()
+            last = time.monotonic()
+        if len(arrived) == int(warm_up) and records:
+            print("ready", flush=True)
+    consumer.close()
+    print(json.dumps({str(decode(v).id): t for v, t in arrived}))
 
 
 # 1. the raw broker
@@ -247,6 +268,25 @@ def latency(
     return out
 
 
+def broker_alone(settings: Settings, tag: str, partitions: int, wait_ms: int) -> list[tuple[float, float]]:
+    "Per phase, p50 and p99 ms from a decision published to its arrival in a consumer that only polls."
+    bootstrap, topic = settings.kafka_bootstrap, f"bench.execution.broker.v1.{tag}"
+    ensure_topics(bootstrap, topic, partitions=partitions)
+    producer, now = make_producer(bootstrap, "confluent-kafka", linger_ms=0), datetime.now(UTC)
+    prices = {symbol_on(p, partitions, f"B{tag}"): 100.0 for p in range(partitions)}
+    for i, symbol in enumerate(prices):
+        publish(producer, decision("bench-broker", symbol, now, i, 100.0), topic)  # warm-up
+    producer.flush()
+    args = [sys.executable, __file__, "drain", bootstrap, topic, str(wait_ms), str(partitions)]
+    child = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    child.stdout.readline()  # "ready": it has joined and read the warm-up
+    phases = [paced(producer, topic, "bench-broker", prices, rate, n) for rate, n in PHASES]
+    arrived = json.loads(finish(child))
+    return [
+        percentiles([(arrived[str(d)] - t.timestamp()) * 1e3 for d, t in sent.items()]) for sent in phases
+    ]
+
+
 def paced(producer: Any, topic: str, account: str, prices: dict[str, float], rate: int, n: int):
     "Publish `n` decisions at `rate` per second, open loop, round robin over `prices`' symbols; ids, times."
     sent, t0, symbols = {}, time.perf_counter(), list(prices)
@@ -355,15 +395,21 @@ def report(settings: Settings, tag: str) -> None:
     print(f"{handler_only(settings, events, f'bench-h-{tag}'):,.0f} events/s")
     print("\n## Pipeline: the service in its own process\n")
     print(
-        "| client | partitions | fetch wait | decisions/s | decisions | decision -> order p50 ms | p99 ms |"
+        "| client | partitions | fetch wait | decisions/s | decisions | decision -> order p50 ms | p99 ms "
+        "| broker alone p50 ms | p99 ms |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     thr = []
     for i, backend in enumerate(reversed(BACKENDS)):  # confluent-kafka first
         try:
             for parts, wait in LATENCY_RUNS[backend]:
-                for rate, p50, p99, n in latency(settings, backend, f"{parts}{i}{tag}", parts, wait):
-                    print(f"| {backend} | {parts} | {wait} ms | {rate} | {n:,} | {p50:.2f} | {p99:.2f} |")
+                floor = broker_alone(settings, f"{parts}{i}{tag}", parts, wait)
+                rows = latency(settings, backend, f"{parts}{i}{tag}", parts, wait)
+                for (rate, p50, p99, n), (b50, b99) in zip(rows, floor, strict=True):
+                    print(
+                        f"| {backend} | {parts} | {wait} ms | {rate} | {n:,} | {p50:.2f} | {p99:.2f} "
+                        f"| {b50:.2f} | {b99:.2f} |"
+                    )
             for procs in (1, PROCESSES):
                 mixed, ticks_only = (
                     throughput(settings, backend, f"{procs}{i}{tag}", processes=procs),
@@ -384,5 +430,7 @@ def report(settings: Settings, tag: str) -> None:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["serve"]:
         serve(*sys.argv[2:5])
+    elif sys.argv[1:2] == ["drain"]:
+        drain(*sys.argv[2:6])
     else:
         main()
