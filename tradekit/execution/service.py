@@ -385,8 +385,9 @@ def _decide(
     if not verdict.accepted:
         rejected = order_update(order, "rejected", d.event_time, reason=verdict.reason)
         return _apply(s, [rejected], w) + _alerts(d, order, verdict)
-    s.rates[d.account].add(d.event_time)
     reports = _apply(s, s.broker.submit(order), w)
+    if any(isinstance(r, OrderUpdated) and r.status == "accepted" for r in reports):
+        s.rates[d.account].add(d.event_time)  # what the broker took: the orders `_load_state` counts
     if d.producer_time is not None:
         w.latencies.append((datetime.now(UTC) - d.producer_time).total_seconds())
     return reports
