@@ -53,7 +53,7 @@ from tradekit.execution.service import (
     market_events,
     run_execution_service,
 )
-from tradekit.kafka_client import BACKENDS, make_consumer, make_producer, partition_for
+from tradekit.kafka_client import BACKENDS, key_on, make_consumer, make_producer
 from tradekit.services import EmbeddedBroker, ensure_topics, open_database
 
 N_DECISIONS, N_TICKS, N_RAW, ROUND_TRIPS, N_TICKS_ONLY = 10_000, 2_000, 50_000, 300, 50_000
@@ -248,7 +248,7 @@ def latency(
     probe.close()
     engine, producer = open_database(settings), make_producer(bootstrap, "confluent-kafka", linger_ms=0)
     prices = {}
-    for symbol in (symbol_on(p, partitions, f"L{tag}") for p in range(partitions)):
+    for symbol in (key_on(p, partitions, f"L{tag}") for p in range(partitions)):
         tick = market_events(synthetic_ticks(1), symbol)[0]
         prices[symbol] = tick.price
         publish(producer, msgspec.structs.replace(tick, event_time=datetime.now(UTC)), topic)
@@ -273,7 +273,7 @@ def broker_alone(settings: Settings, tag: str, partitions: int, wait_ms: int) ->
     bootstrap, topic = settings.kafka_bootstrap, f"bench.execution.broker.v1.{tag}"
     ensure_topics(bootstrap, topic, partitions=partitions)
     producer, now = make_producer(bootstrap, "confluent-kafka", linger_ms=0), datetime.now(UTC)
-    prices = {symbol_on(p, partitions, f"B{tag}"): 100.0 for p in range(partitions)}
+    prices = {key_on(p, partitions, f"B{tag}"): 100.0 for p in range(partitions)}
     for i, symbol in enumerate(prices):
         publish(producer, decision("bench-broker", symbol, now, i, 100.0), topic)  # warm-up
     producer.flush()
@@ -302,12 +302,6 @@ def paced(producer: Any, topic: str, account: str, prices: dict[str, float], rat
     return sent
 
 
-def symbol_on(partition: int, partitions: int, prefix: str) -> str:
-    "A symbol that the producers put on `partition` of `partitions`."
-    names = (f"{prefix}{i}" for i in itertools.count())
-    return next(n for n in names if partition_for(n, partitions) == partition)
-
-
 def throughput(
     settings: Settings, backend: str, tag: str, n_ticks: int = N_TICKS, n_decisions: int = N_DECISIONS,
     processes: int = 1,
@@ -321,7 +315,7 @@ def throughput(
         group_id=group, decisions_topic=topic, ticks_topic=topic, fetch_wait_ms=FETCH_WAIT_MS[backend]
     )
     parts = 1 if processes == 1 else PARTITIONS
-    names = [symbol_on(p, parts, f"T{tag}") for p in range(parts)]
+    names = [key_on(p, parts, f"T{tag}") for p in range(parts)]
     streams = [stream(f"bench-thr-{tag}-{n}", n, n_ticks // parts, n_decisions // parts) for n in names]
     events = [e for batch in itertools.zip_longest(*streams) for e in batch if e is not None]
     ensure_topics(bootstrap, topic, partitions=parts)

@@ -63,7 +63,7 @@ from tradekit.execution.service import (
     paper_session,
     run_execution_service,
 )
-from tradekit.kafka_client import partition_for
+from tradekit.kafka_client import key_on
 from tradekit.services import (
     EmbeddedBroker,
     ensure_topics,
@@ -365,18 +365,12 @@ run_execution_service(load_settings(), spec=ExecutionSpec.model_validate_json(sy
 """
 
 
-def symbol_on(partition: int, partitions: int, tag: str) -> str:
-    "A symbol that the producers put on `partition`."
-    names = (f"S{tag}{i}" for i in itertools.count())
-    return next(n for n in names if partition_for(n, partitions) == partition)
-
-
 def test_two_services_share_the_partitions_and_one_takes_over_after_a_sigkill(
     broker: EmbeddedBroker, engine: Engine, tmp_path: Path
 ) -> None:
     tag = uuid.uuid4().hex[:10]
     topic, group = f"tradekit.test.execution.shared.v1.{tag}", f"exec-shared-{tag}"
-    runs = [Run(topic, group, f"acc-{tag}-{p}", symbol_on(p, 4, tag)) for p in range(4)]
+    runs = [Run(topic, group, f"acc-{tag}-{p}", key_on(p, 4, f"S{tag}")) for p in range(4)]
     ensure_topics(broker.bootstrap, topic, *OUTPUT_TOPICS, partitions=4)
     streams = [stream(r, 1_500, 300, seed=p) for p, r in enumerate(runs)]
     events = [e for batch in itertools.zip_longest(*streams) for e in batch if e is not None]

@@ -5,7 +5,8 @@
 a consumer (`poll`, `commit`, `close`, `partitions`/`offsets_for_time`/`end_offsets`/`assign` for replay,
 `positions` for lag, `assignment` for rebalances) and a producer (`send`, `flush`, `close`) that
 `tradekit.events` uses the same way whichever library is behind. Both producers hash keys alike:
-`partition_for(key, partitions)` says where a key goes.
+`partition_for(key, partitions)` says where a key goes, `key_on(partition, partitions)` finds a key for a
+partition.
 
 Docs: https://github.com/tradekit/tradekit/tree/main/nbs/kafka_client.html.md"""
 
@@ -14,6 +15,7 @@ Docs: https://github.com/tradekit/tradekit/tree/main/nbs/kafka_client.html.md"""
 # %% ../nbs/03_kafka_client.ipynb #8f388c8e
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Iterable
 from typing import Any, Literal, NamedTuple, Protocol
@@ -26,7 +28,7 @@ from .services import kafka_consumer, kafka_producer
 
 # %% auto #0
 __all__ = ['Backend', 'BACKENDS', 'Record', 'Consumer', 'Producer', 'KafkaPythonConsumer', 'ConfluentConsumer',
-           'ConfluentProducer', 'make_consumer', 'make_producer', 'partition_for']
+           'ConfluentProducer', 'make_consumer', 'make_producer', 'partition_for', 'key_on']
 
 # %% ../nbs/03_kafka_client.ipynb #f3b6d291
 Backend = Literal["kafka-python", "confluent-kafka"]
@@ -284,3 +286,14 @@ def partition_for(
 ) -> int:
     "The partition both producers (and Java's) send `key` to: Kafka's murmur2 hash, made positive, modulo."
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+def key_on(
+    partition: int,  # the partition wanted
+    partitions: int,  # the topic's partition count
+    prefix: str = "k",
+) -> str:
+    "The first of `prefix`0, `prefix`1, ... that lands on `partition`: one symbol per partition, say."
+    return next(
+        k for k in (f"{prefix}{i}" for i in itertools.count()) if partition_for(k, partitions) == partition
+    )
