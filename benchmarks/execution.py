@@ -6,7 +6,7 @@ All in one run, on a Tansu broker this script starts on loopback and the Postgre
    (through `tradekit.kafka_client`), fetch wait 10 ms (the default) and 2 ms; consume rate of 50,000
    pre-produced decision events;
 2. the execution service's handler alone (no Kafka): decisions and ticks straight into `ExecutionService` on
-   PostgreSQL, 500 per transaction, as `consume` batches them: the ceiling the database work sets;
+   PostgreSQL, `MAX_BATCH` per transaction, as `consume` batches them: the ceiling the database work sets;
 3. the pipeline, the service in its own process as `tradekit execution run` runs it, once per
    `kafka_backend` setting, with `ExecutionSpec(fetch_wait_ms=...)` from `FETCH_WAIT_MS` and `LATENCY_RUNS`:
    - latency: 13,500 decisions published open loop at 100, 250 and 500/s, round robin over one symbol per
@@ -14,12 +14,13 @@ All in one run, on a Tansu broker this script starts on loopback and the Postgre
      publishes `OrderUpdated(accepted)` (both stamps are `producer_time`, set by `tradekit.events.publish`);
      beside it, the broker alone: the same decisions at the same rates to a consumer process that only polls
      (published -> polled), the floor the service's own work adds to;
-   - throughput: 10,000 decisions and 2,000 ticks published first, then consumed; events/s between the first
+   - throughput: 10,000 decisions and 2,000 ticks published at once, then consumed; events/s between the first
      and the last batch the service stored; then the same for 50,000 ticks alone (market data in, no orders);
      each once with one service on one partition (one symbol) and once with `PROCESSES` services in one group
-     sharing `PARTITIONS` partitions (one symbol each), as `tradekit execution run` scales out.
+     sharing `PARTITIONS` partitions (one symbol each), as `tradekit execution run` scales out, the group
+     settled on a warm-up tick per partition before the backlog (`SETTLE_S`).
 
-Run: `.venv/bin/python benchmarks/execution.py` (about seven minutes; its rows are deleted at the end).
+Run: `.venv/bin/python benchmarks/execution.py` (about ten minutes; its rows are deleted at the end).
 """
 
 from __future__ import annotations
@@ -44,7 +45,16 @@ from sqlmodel import Session
 
 from tradekit.config import Settings, load_settings
 from tradekit.data import synthetic_ticks
-from tradekit.events import ORDER_UPDATES, DecisionMade, Event, ProcessedEvent, decode, encode, publish
+from tradekit.events import (
+    MAX_BATCH,
+    ORDER_UPDATES,
+    DecisionMade,
+    Event,
+    ProcessedEvent,
+    decode,
+    encode,
+    publish,
+)
 from tradekit.execution.book import AuditRow, FillRow, LastPriceRow, OrderRow, PositionRow
 from tradekit.execution.service import (
     OUTPUT_TOPICS,
@@ -57,7 +67,11 @@ from tradekit.kafka_client import BACKENDS, key_on, make_consumer, make_producer
 from tradekit.services import EmbeddedBroker, ensure_topics, open_database
 
 N_DECISIONS, N_TICKS, N_RAW, ROUND_TRIPS, N_TICKS_ONLY = 10_000, 2_000, 50_000, 300, 50_000
-PROCESSES, PARTITIONS, IDLE_S = 2, 4, 5.0  # the scale-out rows: services sharing a topic of 4 partitions
+PROCESSES, PARTITIONS, IDLE_S = 2, 4, 10.0  # the scale-out rows: services sharing a topic of 4 partitions
+# before the scale-out rows' backlog is published, the group reads a warm-up tick per partition, then settles
+# this long: a member joining late makes Tansu rebalance (it holds a JoinGroup for half the 6 s session), a
+# pause that fell inside the measured window (one run: 2 processes 33,224 ticks/s, 1 process 38,966)
+SETTLE_S = 6.0
 PHASES = ((100, 1_000), (250, 2_500), (500, N_DECISIONS))  # (decisions/s, decisions), open loop
 LIMITS = dict(max_position=1e9, max_notional=1e12, max_orders_per_second=1_000_000, price_band=0.5)
 # the service's fetch wait in the pipeline. Tansu 0.6's memory storage stops answering a caught-up consumer's
@@ -176,12 +190,12 @@ def stream(account: str, symbol: str, n_ticks: int, n_decisions: int) -> list[Ev
 
 
 def handler_only(settings: Settings, events: list[Event], group: str) -> float:
-    "events/s through `ExecutionService` straight into PostgreSQL, 500 events per transaction."
+    "events/s through `ExecutionService` straight into PostgreSQL, `MAX_BATCH` events per transaction."
     engine, service = open_database(settings), ExecutionService(settings, ExecutionSpec(group_id=group))
     t0 = time.perf_counter()
-    for i in range(0, len(events), 500):
+    for i in range(0, len(events), MAX_BATCH):
         with Session(engine) as session, session.begin():
-            for e in events[i : i + 500]:
+            for e in events[i : i + MAX_BATCH]:
                 service(e, session)
     rate = len(events) / (time.perf_counter() - t0)
     engine.dispose()
@@ -211,6 +225,13 @@ def wait_until(condition, timeout: float = 120.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError("the service did not finish in time")
         time.sleep(0.05)
+
+
+def stored(engine, group: str) -> int:
+    "The events `group` has recorded as processed."
+    p = ProcessedEvent.__table__
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).where(p.c.consumer_group == group)).scalar()
 
 
 def count_orders(engine, account: str) -> int:
@@ -306,9 +327,9 @@ def throughput(
     settings: Settings, backend: str, tag: str, n_ticks: int = N_TICKS, n_decisions: int = N_DECISIONS,
     processes: int = 1,
 ) -> tuple[float, int, int, str]:  # fmt: skip
-    """events/s through `processes` services (ticks and decisions published first), the orders and fills they
-    made, and how the events were split between them. One process reads one partition and one symbol; more
-    share `PARTITIONS` partitions, one symbol (and account) each."""
+    """events/s through `processes` services (ticks and decisions published at once when they are up), the
+    orders and fills they made, and how the events were split between them. One process reads one partition
+    and one symbol; more share `PARTITIONS` partitions, one symbol (and account) each, in a settled group."""
     bootstrap, group = settings.kafka_bootstrap, f"bench-thr-{tag}"
     topic = f"bench.execution.throughput.v1.{tag}"
     spec = ExecutionSpec(
@@ -321,15 +342,24 @@ def throughput(
     ensure_topics(bootstrap, topic, partitions=parts)
     ensure_topics(bootstrap, *OUTPUT_TOPICS)
     producer = make_producer(bootstrap, "confluent-kafka", linger_ms=5)
-    for e in events:
-        producer.send(topic, encode(e), e.symbol.encode())
-    producer.flush()
-    children = [start_service(bootstrap, backend, spec, len(events) if processes == 1 else 0)]
-    children += [start_service(bootstrap, backend, spec, 0) for _ in range(processes - 1)]
-    split = "/".join(str(json.loads(finish(child))["handled"]) for child in children)
     engine, p, o = open_database(settings), ProcessedEvent.__table__, OrderRow.__table__
+    mine = p.c.consumer_group == group
+    backlog = [(encode(e), e.symbol.encode()) for e in events]  # encoded ahead: a short burst to publish
+    for name in names:  # a warm-up tick per partition, then a settled group (see SETTLE_S)
+        publish(producer, market_events(synthetic_ticks(1), name)[0], topic)
+    producer.flush()
+    children = [start_service(bootstrap, backend, spec, 0) for _ in range(processes)]
+    wait_until(lambda: stored(engine, group) == parts)
+    time.sleep(SETTLE_S)
+    start = datetime.now(UTC)
+    for value, key in backlog:
+        producer.send(topic, value, key)
+    producer.flush()
+    split = "/".join(str(json.loads(finish(child))["handled"]) for child in children)
     batches = (
-        select(p.c.processed_at, func.count()).where(p.c.consumer_group == group).group_by(p.c.processed_at)
+        select(p.c.processed_at, func.count())
+        .where(mine, p.c.processed_at >= start)
+        .group_by(p.c.processed_at)
     )
     with engine.connect() as conn:
         rows = sorted(conn.execute(batches).all())

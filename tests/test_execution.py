@@ -244,15 +244,15 @@ from tradekit.kafka_client import KafkaPythonConsumer
 commit, calls = KafkaPythonConsumer.commit, []
 
 
-def stuck_at_the_eighth(self, *args, **kwargs):  # the eighth batch is stored, its offsets never committed
+def stuck_at_the_third(self, *args, **kwargs):  # the third batch is stored, its offsets never committed
     calls.append(1)
-    if len(calls) == 8:
+    if len(calls) == 3:
         Path(sys.argv[2]).touch()
         time.sleep(600)
     return commit(self, *args, **kwargs)
 
 
-KafkaPythonConsumer.commit = stuck_at_the_eighth
+KafkaPythonConsumer.commit = stuck_at_the_third
 run_execution_service(load_settings(), spec=ExecutionSpec.model_validate_json(sys.argv[1]))
 """
 

@@ -41,7 +41,7 @@ _log = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['UtcTime', 'Positive', 'NonNegative', 'Side', 'OrderStatus', 'EVENT_TYPES', 'AnyEvent', 'TICKS', 'BARS', 'FEATURES',
            'DECISIONS', 'ORDERS', 'ORDER_UPDATES', 'FILLS', 'RISK_ALERTS', 'DLQ', 'TOPICS', 'ROUTES', 'COPY_FROM',
-           'STALL_AFTER_S', 'MAX_FETCH_WAIT_MS', 'Event', 'TickReceived', 'BarClosed', 'FeaturesComputed',
+           'STALL_AFTER_S', 'MAX_FETCH_WAIT_MS', 'MAX_BATCH', 'Event', 'TickReceived', 'BarClosed', 'FeaturesComputed',
            'DecisionMade', 'SubmitOrder', 'OrderUpdated', 'OrderFilled', 'RiskAlertRaised', 'InvalidEvent', 'encode',
            'decode', 'Route', 'create_topics', 'publish', 'derived_id', 'ProcessedEvent', 'bulk_insert', 'Handler',
            'InvalidHandler', 'RebalanceHandler', 'ConsumeStats', 'dead_letter', 'consume', 'consumer_lag',
@@ -511,6 +511,7 @@ def consume(
 
 
 STALL_AFTER_S, MAX_FETCH_WAIT_MS = 2.0, 1000
+MAX_BATCH = 2000  # the most records one poll, and so one transaction, takes
 
 
 @dataclass
@@ -557,7 +558,7 @@ def _loop(
     last = next_lag = time.monotonic()
     held: frozenset[tuple[str, int]] | None = None  # the partitions the handler was last told of
     while not stop() and (max_events is None or run.stats.records < max_events):
-        limit = 500 if max_events is None else min(500, max_events - run.stats.records)
+        limit = MAX_BATCH if max_events is None else min(MAX_BATCH, max_events - run.stats.records)
         records = feed.poll(limit)
         if (now_held := feed.consumer.assignment()) != held:
             held = now_held
