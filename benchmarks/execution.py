@@ -72,6 +72,7 @@ PROCESSES, PARTITIONS, IDLE_S = 2, 4, 10.0  # the scale-out rows: services shari
 # this long: a member joining late makes Tansu rebalance (it holds a JoinGroup for half the 6 s session), a
 # pause that fell inside the measured window (one run: 2 processes 33,224 ticks/s, 1 process 38,966)
 SETTLE_S = 6.0
+STUCK_S = 30.0  # the broker-alone consumer gives up after this long without a record
 PHASES = ((100, 1_000), (250, 2_500), (500, N_DECISIONS))  # (decisions/s, decisions), open loop
 LIMITS = dict(max_position=1e9, max_notional=1e12, max_orders_per_second=1_000_000, price_band=0.5)
 # the service's fetch wait in the pipeline. Tansu 0.6's memory storage stops answering a caught-up consumer's
@@ -94,13 +95,14 @@ def serve(backend: str, spec_json: str, max_events: str) -> None:
     print(json.dumps(asdict(stats)))
 
 
-def drain(bootstrap: str, topic: str, wait_ms: str, warm_up: str) -> None:
-    "The broker-alone process: poll `topic` until idle, doing nothing else; when each record arrived, by id."
+def drain(bootstrap: str, topic: str, wait_ms: str, warm_up: str, total: str) -> None:
+    """The broker-alone process: poll `topic`, doing nothing else, until `total` records came or none for
+    `STUCK_S` (Tansu stalls: it has no `consume` to lengthen its wait); when each record arrived, by id."""
     consumer = make_consumer(
         bootstrap, topic, group_id=f"drain-{topic}", backend="confluent-kafka", fetch_wait_ms=int(wait_ms)
     )
-    arrived, last = [], None
-    while last is None or time.monotonic() - last < IDLE_S:
+    arrived, last = [], time.monotonic()
+    while len(arrived) < int(total) and time.monotonic() - last < STUCK_S:
         records = consumer.poll(200, 500)
         now = time.time()
         arrived += [(r.value, now) for r in records]
@@ -289,8 +291,11 @@ def latency(
     return out
 
 
-def broker_alone(settings: Settings, tag: str, partitions: int, wait_ms: int) -> list[tuple[float, float]]:
-    "Per phase, p50 and p99 ms from a decision published to its arrival in a consumer that only polls."
+def broker_alone(
+    settings: Settings, tag: str, partitions: int, wait_ms: int
+) -> list[tuple[float, float, int]]:
+    """Per phase, p50 and p99 ms from a decision published to its arrival in a consumer that only polls, and
+    how many never arrived."""
     bootstrap, topic = settings.kafka_bootstrap, f"bench.execution.broker.v1.{tag}"
     ensure_topics(bootstrap, topic, partitions=partitions)
     producer, now = make_producer(bootstrap, "confluent-kafka", linger_ms=0), datetime.now(UTC)
@@ -298,14 +303,16 @@ def broker_alone(settings: Settings, tag: str, partitions: int, wait_ms: int) ->
     for i, symbol in enumerate(prices):
         publish(producer, decision("bench-broker", symbol, now, i, 100.0), topic)  # warm-up
     producer.flush()
-    args = [sys.executable, __file__, "drain", bootstrap, topic, str(wait_ms), str(partitions)]
+    total = partitions + sum(n for _, n in PHASES)
+    args = [sys.executable, __file__, "drain", bootstrap, topic, str(wait_ms), str(partitions), str(total)]
     child = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
     child.stdout.readline()  # "ready": it has joined and read the warm-up
     phases = [paced(producer, topic, "bench-broker", prices, rate, n) for rate, n in PHASES]
-    arrived = json.loads(finish(child))
-    return [
-        percentiles([(arrived[str(d)] - t.timestamp()) * 1e3 for d, t in sent.items()]) for sent in phases
-    ]
+    arrived, out = json.loads(finish(child)), []
+    for sent in phases:
+        ms = [(arrived[str(d)] - t.timestamp()) * 1e3 for d, t in sent.items() if str(d) in arrived]
+        out.append((*(percentiles(ms) if ms else (np.nan, np.nan)), len(sent) - len(ms)))
+    return out
 
 
 def paced(producer: Any, topic: str, account: str, prices: dict[str, float], rate: int, n: int):
@@ -429,10 +436,11 @@ def report(settings: Settings, tag: str) -> None:
             for parts, wait in LATENCY_RUNS[backend]:
                 floor = broker_alone(settings, f"{parts}{i}{tag}", parts, wait)
                 rows = latency(settings, backend, f"{parts}{i}{tag}", parts, wait)
-                for (rate, p50, p99, n), (b50, b99) in zip(rows, floor, strict=True):
+                for (rate, p50, p99, n), (b50, b99, lost) in zip(rows, floor, strict=True):
+                    stalled = f" ({lost:,} never came)" if lost else ""
                     print(
                         f"| {backend} | {parts} | {wait} ms | {rate} | {n:,} | {p50:.2f} | {p99:.2f} "
-                        f"| {b50:.2f} | {b99:.2f} |"
+                        f"| {b50:.2f} | {b99:.2f}{stalled} |"
                     )
             for procs in (1, PROCESSES):
                 mixed, ticks_only = (
@@ -455,6 +463,6 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["serve"]:
         serve(*sys.argv[2:5])
     elif sys.argv[1:2] == ["drain"]:
-        drain(*sys.argv[2:6])
+        drain(*sys.argv[2:7])
     else:
         main()
