@@ -288,9 +288,8 @@ def test_consume_exports_consumer_lag(broker: EmbeddedBroker, engine: Engine, ba
     topic, group, symbol = fresh()
     ensure_topics(broker.bootstrap, topic)
     producer = kafka_producer(broker.bootstrap)
-    for i in range(
-        6
-    ):  # one batch: Tansu's offsets request would say 1; the fetch responses' watermark says 6
+    # one batch: Tansu's offsets request would say 1; the fetch responses' watermark says 6
+    for i in range(6):
         producer.send(topic, encode(tick(symbol, i)))
     producer.flush()
     producer.close()
