@@ -452,7 +452,10 @@ def report(settings: Settings, tag: str) -> None:
         except RuntimeError as e:
             print(f"| {backend} | | | {e} | | | |")
         sys.stdout.flush()
-    print(f"\nPublished first, then consumed (PostgreSQL); processes > 1 share {PARTITIONS} partitions\n")
+    print(
+        f"\nA backlog published at once to services already up and settled (PostgreSQL); processes > 1 share "
+        f"{PARTITIONS} partitions\n"
+    )
     print("| client | processes | events | sustained events/s | handled per process | orders | fills |")
     print("|---|---:|---|---:|---:|---:|---:|")
     for backend, procs, what, rate, orders, fills, split in thr:
